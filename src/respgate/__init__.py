@@ -1,0 +1,60 @@
+"""respgate: one OpenAI Responses API for every LLM provider, as an SDK and a proxy."""
+
+from .errors import (
+    AuthenticationError,
+    BadGatewayError,
+    ConfigError,
+    GatewayTimeoutError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+    RespgateError,
+    UpstreamError,
+)
+from .sdk import (
+    AsyncEventStream,
+    Client,
+    SyncEventStream,
+    acancel_responses,
+    acompact_responses,
+    adelete_responses,
+    aget_responses,
+    alist_input_items,
+    aresponses,
+    cancel_responses,
+    compact_responses,
+    delete_responses,
+    get_responses,
+    list_input_items,
+    responses,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncEventStream",
+    "AuthenticationError",
+    "BadGatewayError",
+    "Client",
+    "ConfigError",
+    "GatewayTimeoutError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "RateLimitError",
+    "RespgateError",
+    "SyncEventStream",
+    "UpstreamError",
+    "__version__",
+    "acancel_responses",
+    "acompact_responses",
+    "adelete_responses",
+    "aget_responses",
+    "alist_input_items",
+    "aresponses",
+    "cancel_responses",
+    "compact_responses",
+    "delete_responses",
+    "get_responses",
+    "list_input_items",
+    "responses",
+]

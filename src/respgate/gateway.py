@@ -1,0 +1,448 @@
+"""The Gateway: one request's path, the same for the proxy and the SDK.
+
+    state    previous_response_id -> the chain from the store (owner checked)
+    route    the model group -> a deployment (the router issue grows this step)
+    call     the deployment's provider: create, or stream
+    persist  the store, before the client receives the last byte
+    account  (later issues: usage -> cost -> spend, callbacks)
+
+Responses leave the gateway as JSON bytes (one serialisation, shared by the store and the wire)
+or as `Event`s; the proxy and the SDK only frame them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import aiohttp
+import orjson
+
+from .config import Config
+from .deployments import Deployment, ModelRegistry
+from .errors import BadGatewayError, InvalidRequestError, NotFoundError, RespgateError
+from .events import Event
+from .ids import decode_response_id, encode_response_id, new_local_response_id
+from .providers.base import Provider, ProviderRequest, StatefulProvider
+from .providers.mock import count_tokens
+from .providers.registry import build_providers
+from .request import normalize_input, validate_create, validate_passthrough
+from .shell import response_shell
+from .store.base import ResponseRecord, Store
+from .streaming import replay
+
+_NON_TERMINAL = ("queued", "in_progress")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking. `owner` scopes every stored object; "" when the proxy runs without keys."""
+
+    owner: str = ""
+
+
+@dataclass(slots=True)
+class _Target:
+    record: ResponseRecord
+    deployment: Deployment
+    upstream: StatefulProvider | None  # set when the upstream itself holds the response
+    upstream_id: str
+    stored: bool = True
+
+
+class Gateway:
+    def __init__(self, config: Config, store: Store, *, http: aiohttp.ClientSession | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.registry = ModelRegistry(config.deployments)
+        self.providers = build_providers({d.provider for d in config.deployments})
+        self._http = http
+        self._own_http = http is None
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.store.mark_unfinished_failed()
+        if self._http is None:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300,
+                                             keepalive_timeout=60)
+            self._http = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",),
+                                               auto_decompress=True)
+
+    async def close(self) -> None:
+        if self._own_http and self._http is not None:
+            await self._http.close()
+            self._http = None
+        await self.store.close()
+
+    # -- create --------------------------------------------------------------------------------------
+
+    async def create(self, body: Any, principal: Principal, deployment: Deployment | None = None) -> bytes:
+        """A non-streaming `POST /v1/responses`: the Response as JSON bytes. `deployment` skips routing
+        (the SDK's direct calls)."""
+        req, provider = await self._prepare(body, principal, deployment)
+        if provider.holds_state:
+            result = await provider.create(req)
+            self._rewrite_upstream(result, req)
+        else:
+            result = await provider.create(req)
+        raw = orjson.dumps(result)
+        await self._persist(req, result, principal)
+        return raw
+
+    async def stream(self, body: Any, principal: Principal,
+                     deployment: Deployment | None = None) -> AsyncIterator[Event]:
+        """A streaming `POST /v1/responses`. Errors before the first event raise (the client gets an
+        HTTP error); after it they end the stream with `response.failed`."""
+        req, provider = await self._prepare(body, principal, deployment)
+        events = provider.stream(req)
+        first = await anext(events, None)  # errors up to here become HTTP errors
+        if first is None:
+            raise BadGatewayError(f"The upstream for model `{req.body['model']}` sent an empty stream.")
+        return self._relay(first, events, req, provider, principal)
+
+    async def _relay(self, first: Event, events: AsyncIterator[Event], req: ProviderRequest,
+                     provider: Provider, principal: Principal) -> AsyncIterator[Event]:
+        last_response: dict[str, Any] | None = None
+        sent = 0  # events relayed; sequence numbers run 0, 1, 2, ... so this is the next one
+        ev: Event | None = first
+        try:
+            while ev is not None:
+                if ev.type in _LIFECYCLE:  # only these carry the response; deltas pass untouched
+                    resp = ev.obj.get("response")
+                    if isinstance(resp, dict):
+                        if provider.holds_state:
+                            self._rewrite_upstream(resp, req)
+                            ev.changed()
+                        last_response = resp
+                        if ev.is_terminal:
+                            await self._persist(req, resp, principal)
+                yield ev
+                sent += 1
+                if ev.is_terminal:
+                    return
+                ev = await anext(events, None)
+        except RespgateError as e:
+            failed = self._failed_event(req, last_response, sent, e)
+            await self._persist(req, failed.obj["response"], principal)
+            yield failed
+            return
+        finally:
+            await _aclose(events)
+        # The upstream ended without a terminal event: the client must still learn how it ended.
+        failed = self._failed_event(req, last_response, sent,
+                                    BadGatewayError("The upstream stream ended before the response finished."))
+        await self._persist(req, failed.obj["response"], principal)
+        yield failed
+
+    def _failed_event(self, req: ProviderRequest, snapshot: dict[str, Any] | None, seq: int,
+                      err: RespgateError) -> Event:
+        resp = dict(snapshot or req.shell)
+        resp["status"] = "failed"
+        resp["error"] = {"code": err.code or "server_error", "message": err.message}
+        return Event.of({"type": "response.failed", "sequence_number": seq, "response": resp})
+
+    # -- the shared preparation of create / stream -------------------------------------------------
+
+    async def _prepare(self, body: Any, principal: Principal,
+                       deployment: Deployment | None) -> tuple[ProviderRequest, Provider]:
+        if not isinstance(body, dict):
+            raise InvalidRequestError("The request body must be a JSON object.", param=None, code="invalid_json")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            validate_passthrough(body)  # raises the precise missing/invalid `model` error
+        deployment = deployment or self.registry.pick(cast(str, model))
+        provider = self.provider_for(deployment)
+        if provider.holds_state:
+            body = validate_passthrough(body)
+        else:
+            body = validate_create(body, drop_params=self.config.litellm_settings.drop_params)
+            if body.get("background"):
+                raise InvalidRequestError(
+                    f"`background` is not available yet for model `{model}` (provider {deployment.provider}).",
+                    param="background", code="unsupported_parameter")
+        req = ProviderRequest(deployment=deployment, body=body, response_id="", shell={}, http=self._http)
+
+        chain = await self._chain(req, provider, principal)
+        req.turn_items = normalize_input(body.get("input"))
+        if not provider.holds_state or chain:
+            req.input_items = chain_items(chain) + req.turn_items
+        if not provider.holds_state:
+            req.response_id = new_local_response_id(deployment.id)
+            req.shell = response_shell(body, response_id=req.response_id, model=model or "",
+                                       created_at=time.time())
+        return req, provider
+
+    async def _chain(self, req: ProviderRequest, provider: Provider, principal: Principal) -> list[ResponseRecord]:
+        """Resolve `previous_response_id`: the upstream's own id when that upstream holds the chain
+        (set on `req`), else the stored chain to replay, oldest first."""
+        prev_id = req.body.get("previous_response_id")
+        if prev_id is None:
+            return []
+        prev = await self.store.get(prev_id)
+        if prev is None or prev.owner != principal.owner:
+            raise InvalidRequestError(f"Previous response with id '{prev_id}' not found.",
+                                      param="previous_response_id", code="previous_response_not_found")
+        ref = decode_response_id(prev_id)
+        if provider.holds_state and ref is not None and ref.deployment_id == req.deployment.id:
+            req.previous_upstream_id = ref.upstream_id
+            return []
+        return await self.store.chain(prev_id)
+
+    def _rewrite_upstream(self, resp: dict[str, Any], req: ProviderRequest) -> None:
+        """Upstream ids -> ours; the model name the client asked for. Nothing else changes."""
+        upstream_id = resp.get("id")
+        if isinstance(upstream_id, str) and upstream_id:
+            req.response_id = encode_response_id(req.deployment.id, upstream_id)
+            resp["id"] = req.response_id
+        if "model" in resp:
+            resp["model"] = req.body["model"]
+        if resp.get("previous_response_id") is not None:
+            resp["previous_response_id"] = req.body.get("previous_response_id")
+
+    async def _persist(self, req: ProviderRequest, response: dict[str, Any], principal: Principal) -> None:
+        if req.body.get("store") is False or not req.response_id:
+            return
+        await self.store.save(ResponseRecord(
+            id=req.response_id, owner=principal.owner, model=req.body["model"],
+            deployment_id=req.deployment.id, provider=req.deployment.provider,
+            status=str(response.get("status") or "completed"), created_at=float(response.get("created_at") or 0),
+            previous_response_id=req.body.get("previous_response_id"), response=response,
+            input_items=req.turn_items, background=bool(req.body.get("background")),
+        ))
+
+    # -- stored responses ------------------------------------------------------------------------------
+
+    async def _target(self, response_id: str, principal: Principal,
+                      deployment: Deployment | None = None) -> _Target:
+        """The stored response and where it lives. With an explicit `deployment` (the SDK, which may not
+        have made the response itself) a response the upstream holds is reached even when not stored here."""
+        record = await self.store.get(response_id)
+        ref = decode_response_id(response_id)
+        if record is not None and record.owner != principal.owner:
+            record = None
+        if record is None:
+            if deployment is not None and ref is not None and self.provider_for(deployment).holds_state:
+                record = ResponseRecord(id=response_id, owner=principal.owner, model=deployment.model_name,
+                                        deployment_id=deployment.id, provider=deployment.provider, status="unknown",
+                                        created_at=0.0, previous_response_id=None, response={}, background=True)
+                return _Target(record, deployment, self._stateful(deployment), ref.upstream_id, stored=False)
+            raise NotFoundError(f"Response with id '{response_id}' not found.", param="response_id")
+        if deployment is None:
+            deployment = self.registry.by_id(record.deployment_id)
+        if deployment is None:
+            try:
+                deployment = self.registry.pick(record.model)
+            except NotFoundError:
+                deployment = None
+        if deployment is None or ref is None:
+            # The deployment left the config: the stored copy is all there is.
+            return _Target(record, _orphan(record), None, ref.upstream_id if ref else "")
+        return _Target(record, deployment, self._stateful(deployment), ref.upstream_id)
+
+    def _stateful(self, deployment: Deployment) -> StatefulProvider | None:
+        provider = self.provider_for(deployment)
+        return cast(StatefulProvider, provider) if provider.holds_state else None
+
+    def provider_for(self, deployment: Deployment) -> Provider:
+        provider = self.providers.get(deployment.provider)
+        if provider is None:
+            provider = build_providers({deployment.provider})[deployment.provider]
+            self.providers[deployment.provider] = provider
+        return provider
+
+    def _from_upstream(self, resp: dict[str, Any], t: _Target) -> dict[str, Any]:
+        resp["id"] = t.record.id
+        if "model" in resp:
+            resp["model"] = t.record.model
+        if resp.get("previous_response_id") is not None:
+            resp["previous_response_id"] = t.record.previous_response_id
+        return resp
+
+    async def retrieve(self, response_id: str, principal: Principal, include: list[str] | None = None,
+                       deployment: Deployment | None = None) -> dict[str, Any]:
+        t = await self._target(response_id, principal, deployment)
+        live = t.record.background and t.record.status in _NON_TERMINAL
+        if t.upstream is not None and (live or include or not t.stored):
+            try:
+                resp = self._from_upstream(
+                    await t.upstream.retrieve(t.deployment, t.upstream_id, [("include[]", i) for i in include or []],
+                                      self._require_http()), t)
+            except RespgateError:
+                if live or not t.stored:
+                    raise
+                return t.record.response
+            if t.stored and resp.get("status") != t.record.status:
+                t.record.status = str(resp.get("status"))
+                t.record.response = resp
+                await self.store.save(t.record)
+            return resp
+        return t.record.response
+
+    async def retrieve_stream(self, response_id: str, principal: Principal, starting_after: int | None,
+                              deployment: Deployment | None = None) -> AsyncIterator[Event]:
+        t = await self._target(response_id, principal, deployment)
+        if t.upstream is not None and t.record.background and t.record.status in _NON_TERMINAL:
+            query = [("starting_after", str(starting_after))] if starting_after is not None else []
+            return self._rewrite_stream(t.upstream.retrieve_stream(t.deployment, t.upstream_id, query,
+                                                           self._require_http()), t)
+        return _iterate([Event.of(e) for e in replay(t.record.response)
+                         if starting_after is None or e["sequence_number"] > starting_after])
+
+    async def _rewrite_stream(self, events: AsyncIterator[Event], t: _Target) -> AsyncIterator[Event]:
+        async for ev in events:
+            if ev.type in _LIFECYCLE and isinstance(ev.obj.get("response"), dict):
+                self._from_upstream(ev.obj["response"], t)
+                ev.changed()
+            yield ev
+
+    async def delete(self, response_id: str, principal: Principal,
+                     deployment: Deployment | None = None) -> dict[str, Any]:
+        t = await self._target(response_id, principal, deployment)
+        if t.upstream is not None:
+            try:
+                await t.upstream.delete(t.deployment, t.upstream_id, self._require_http())
+            except RespgateError as e:
+                if e.status != 404:  # already gone upstream: still ours to forget
+                    raise
+        await self.store.delete(response_id)
+        return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+    async def cancel(self, response_id: str, principal: Principal,
+                     deployment: Deployment | None = None) -> dict[str, Any]:
+        t = await self._target(response_id, principal, deployment)
+        if not t.record.background:
+            raise InvalidRequestError("Only responses created with background=true can be cancelled.",
+                                      param="response_id", code="invalid_request")
+        if t.upstream is None:
+            return t.record.response
+        resp = self._from_upstream(
+            await t.upstream.cancel(t.deployment, t.upstream_id, self._require_http()), t)
+        if t.stored:
+            t.record.status = str(resp.get("status"))
+            t.record.response = resp
+            await self.store.save(t.record)
+        return resp
+
+    async def input_items(self, response_id: str, principal: Principal, *, limit: int = 20,
+                          after: str | None = None, before: str | None = None,
+                          order: Literal["asc", "desc"] = "desc",
+                          include: list[str] | None = None,
+                          deployment: Deployment | None = None) -> dict[str, Any]:
+        t = await self._target(response_id, principal, deployment)
+        if t.upstream is not None:
+            query = [("limit", str(limit)), ("order", order)]
+            query += [("after", after)] if after else []
+            query += [("before", before)] if before else []
+            query += [("include[]", i) for i in include or []]
+            return await t.upstream.input_items(t.deployment, t.upstream_id, query,
+                                                                         self._require_http())
+        items, has_more = await self.store.input_items(response_id, limit=limit, after=after, before=before,
+                                                       order=order)
+        return {"object": "list", "data": items, "first_id": items[0]["id"] if items else None,
+                "last_id": items[-1]["id"] if items else None, "has_more": has_more}
+
+    # -- compaction and token counting -------------------------------------------------------------
+
+    async def compact(self, body: Any, principal: Principal,
+                      deployment: Deployment | None = None) -> dict[str, Any]:
+        req, provider = await self._prepare_aux(body, principal, deployment)
+        if provider.holds_state:
+            upstream = dict(req.body)
+            upstream["model"] = req.deployment.upstream_model
+            if req.previous_upstream_id:
+                upstream["previous_response_id"] = req.previous_upstream_id
+            elif "previous_response_id" in upstream:
+                del upstream["previous_response_id"]
+                upstream["input"] = req.input_items
+            return await cast(StatefulProvider, provider).compact(req.deployment, upstream, self._require_http())
+        return compact_locally(req.input_items)
+
+    async def input_tokens(self, body: Any, principal: Principal,
+                           deployment: Deployment | None = None) -> dict[str, Any]:
+        req, provider = await self._prepare_aux(body, principal, deployment)
+        if provider.holds_state:
+            upstream = dict(req.body)
+            upstream["model"] = req.deployment.upstream_model
+            if req.previous_upstream_id:
+                upstream["previous_response_id"] = req.previous_upstream_id
+            return await cast(StatefulProvider, provider).input_tokens(req.deployment, upstream,
+                                                                       self._require_http())
+        return {"object": "response.input_tokens", "input_tokens": count_tokens(req.input_items)}
+
+    async def _prepare_aux(self, body: Any, principal: Principal,
+                           deployment: Deployment | None) -> tuple[ProviderRequest, Provider]:
+        """compact / input_tokens take a subset of create's body; the chain is resolved the same way."""
+        if not isinstance(body, dict):
+            raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
+        body = validate_passthrough(body)
+        deployment = deployment or self.registry.pick(body["model"])
+        provider = self.provider_for(deployment)
+        req = ProviderRequest(deployment=deployment, body=body, response_id="", shell={}, http=self._http)
+        chain = await self._chain(req, provider, principal)
+        req.input_items = chain_items(chain) + normalize_input(body.get("input"))
+        return req, provider
+
+    # -- listing -------------------------------------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        return [{"id": name, "object": "model", "created": 0, "owned_by": group[0].provider}
+                for name, group in self.registry.groups().items() if "*" not in name]
+
+    def _require_http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("Gateway.start() was not called")
+        return self._http
+
+
+_LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued",
+                        "response.completed", "response.failed", "response.incomplete"})
+
+
+def chain_items(chain: list[ResponseRecord]) -> list[dict[str, Any]]:
+    """A stored chain as the input items a model sees next: each turn's input, then its output."""
+    items: list[dict[str, Any]] = []
+    for rec in chain:
+        items.extend(rec.input_items)
+        items.extend(rec.response.get("output") or [])
+    return items
+
+
+def compact_locally(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Compaction for providers without it: keep the user's messages, fold the rest into one item whose
+    `encrypted_content` carries the folded items, so the window continues the session."""
+    import base64
+
+    from .ids import new_item_id
+
+    kept = [i for i in items if i.get("type") == "message" and i.get("role") == "user"]
+    folded = [i for i in items if i not in kept]
+    output: list[dict[str, Any]] = list(kept)
+    if folded:
+        output.append({"id": new_item_id("cmp"), "type": "compaction",
+                       "encrypted_content": base64.b64encode(orjson.dumps(folded)).decode()})
+    tokens = count_tokens(items)
+    return {
+        "id": new_item_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
+        "output": output,
+        "usage": {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": count_tokens(output), "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": tokens + count_tokens(output)},
+    }
+
+
+def _orphan(record: ResponseRecord) -> Deployment:
+    return Deployment(model_name=record.model, provider=record.provider, upstream_model=record.model,
+                      id=record.deployment_id)
+
+
+async def _iterate(events: list[Event]) -> AsyncIterator[Event]:
+    for e in events:
+        yield e
+
+
+async def _aclose(it: AsyncIterator[Event]) -> None:
+    close = getattr(it, "aclose", None)
+    if close is not None:
+        await close()

@@ -1,0 +1,192 @@
+"""Native passthrough to an upstream that speaks the Responses API itself: OpenAI, Azure OpenAI, and any
+server with its own `/v1/responses` reached through `api_base`.
+
+The body goes upstream as the client sent it, with two rewrites only: `model` becomes the
+deployment's upstream name, and `previous_response_id` the upstream's own id. Every field the
+upstream accepts passes through, including ones respgate does not know. The upstream is the
+authority on its own API, so its validation errors reach the client unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..deployments import Deployment
+from ..errors import BadGatewayError, GatewayTimeoutError, RespgateError, UpstreamError
+from ..events import Event
+from .base import ProviderRequest
+
+_OPENAI_BASE = "https://api.openai.com/v1"
+_AZURE_V1_VERSIONS = frozenset({"", "v1", "preview", "latest"})
+
+
+class ResponsesPassthrough:
+    """OpenAI-compatible Responses upstreams; `azure` differs only in URL and auth header."""
+
+    holds_state = True
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+    # -- wire --------------------------------------------------------------------------------------
+
+    def url(self, d: Deployment, suffix: str = "") -> tuple[str, list[tuple[str, str]]]:
+        """The upstream URL for `/responses{suffix}` and the query parameters the deployment needs."""
+        if self.provider != "azure":
+            return f"{(d.api_base or _OPENAI_BASE).rstrip('/')}/responses{suffix}", []
+        base = (d.api_base or "").rstrip("/")
+        version = d.api_version or ""
+        if "/openai" in base:  # api_base already names the API root
+            root = base
+        elif version in _AZURE_V1_VERSIONS:
+            root = f"{base}/openai/v1"
+        else:
+            root = f"{base}/openai"
+        query = [("api-version", version)] if version and version not in ("v1", "latest") else []
+        return f"{root}/responses{suffix}", query
+
+    def headers(self, d: Deployment) -> dict[str, str]:
+        h = {"Content-Type": "application/json"}
+        if d.api_key:
+            if self.provider == "azure":
+                h["api-key"] = d.api_key
+            else:
+                h["Authorization"] = f"Bearer {d.api_key}"
+        return h
+
+    def upstream_body(self, req: ProviderRequest, *, stream: bool) -> bytes:
+        body = dict(req.body)
+        body["model"] = req.deployment.upstream_model
+        if req.previous_upstream_id is not None:
+            body["previous_response_id"] = req.previous_upstream_id
+        elif "previous_response_id" in body:
+            # The chain lives elsewhere (another deployment): the gateway expanded it into input items.
+            del body["previous_response_id"]
+            body["input"] = req.input_items
+        if stream:
+            body["stream"] = True
+        else:
+            body.pop("stream", None)
+        return orjson.dumps(body)
+
+    # -- calls -------------------------------------------------------------------------------------
+
+    async def create(self, req: ProviderRequest) -> dict[str, Any]:
+        url, query = self.url(req.deployment)
+        return await self._json(req.http, "POST", req.deployment, url, query, self.upstream_body(req, stream=False))
+
+    async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
+        url, query = self.url(req.deployment)
+        async for ev in self._sse(req.http, req.deployment, "POST", url, query,
+                                  self.upstream_body(req, stream=True)):
+            yield ev
+
+    async def retrieve(self, d: Deployment, upstream_id: str, query: list[tuple[str, str]],
+                       http: aiohttp.ClientSession) -> dict[str, Any]:
+        url, q = self.url(d, f"/{upstream_id}")
+        return await self._json(http, "GET", d, url, q + query, None)
+
+    async def retrieve_stream(self, d: Deployment, upstream_id: str, query: list[tuple[str, str]],
+                              http: aiohttp.ClientSession) -> AsyncIterator[Event]:
+        url, q = self.url(d, f"/{upstream_id}")
+        async for ev in self._sse(http, d, "GET", url, [*q, *query, ("stream", "true")], None):
+            yield ev
+
+    async def delete(self, d: Deployment, upstream_id: str, http: aiohttp.ClientSession) -> None:
+        url, q = self.url(d, f"/{upstream_id}")
+        await self._json(http, "DELETE", d, url, q, None)
+
+    async def cancel(self, d: Deployment, upstream_id: str, http: aiohttp.ClientSession) -> dict[str, Any]:
+        url, q = self.url(d, f"/{upstream_id}/cancel")
+        return await self._json(http, "POST", d, url, q, b"{}")
+
+    async def input_items(self, d: Deployment, upstream_id: str, query: list[tuple[str, str]],
+                          http: aiohttp.ClientSession) -> dict[str, Any]:
+        url, q = self.url(d, f"/{upstream_id}/input_items")
+        return await self._json(http, "GET", d, url, q + query, None)
+
+    async def compact(self, d: Deployment, body: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, Any]:
+        url, q = self.url(d, "/compact")
+        return await self._json(http, "POST", d, url, q, orjson.dumps(body))
+
+    async def input_tokens(self, d: Deployment, body: dict[str, Any],
+                           http: aiohttp.ClientSession) -> dict[str, Any]:
+        url, q = self.url(d, "/input_tokens")
+        return await self._json(http, "POST", d, url, q, orjson.dumps(body))
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def _timeout(self, d: Deployment) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=d.timeout or 600.0, connect=min(d.timeout or 10.0, 10.0))
+
+    async def _json(self, http: aiohttp.ClientSession | None, method: str, d: Deployment, url: str,
+                    query: list[tuple[str, str]], body: bytes | None) -> dict[str, Any]:
+        assert http is not None
+        try:
+            async with http.request(method, url, params=query or None, data=body, headers=self.headers(d),
+                                    timeout=self._timeout(d)) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise self._upstream_error(resp.status, raw, d)
+        except RespgateError:
+            raise
+        except TimeoutError as e:
+            raise GatewayTimeoutError(f"The upstream for model `{d.model_name}` did not answer in time.") from e
+        except aiohttp.ClientError as e:
+            raise BadGatewayError(f"The upstream for model `{d.model_name}` is unreachable "
+                                  f"({type(e).__name__}).") from e
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise BadGatewayError(f"The upstream for model `{d.model_name}` answered with invalid JSON.")
+        return parsed
+
+    async def _sse(self, http: aiohttp.ClientSession | None, d: Deployment, method: str, url: str,
+                   query: list[tuple[str, str]], body: bytes | None) -> AsyncIterator[Event]:
+        assert http is not None
+        timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=d.timeout or 600.0)
+        try:
+            async with http.request(method, url, params=query or None, data=body, headers=self.headers(d),
+                                    timeout=timeout) as resp:
+                if resp.status >= 400:
+                    raise self._upstream_error(resp.status, await resp.read(), d)
+                event_type: str | None = None
+                async for line in resp.content:
+                    if line.startswith(b"data:"):
+                        data = line[5:].strip()
+                        if data == b"[DONE]":
+                            break
+                        if event_type is None:
+                            ev = Event("", data=data)
+                            ev.type = str(ev.obj.get("type", ""))
+                        else:
+                            ev = Event(event_type, data=data)
+                        event_type = None
+                        yield ev
+                    elif line.startswith(b"event:"):
+                        event_type = line[6:].strip().decode()
+        except RespgateError:
+            raise
+        except TimeoutError as e:
+            raise GatewayTimeoutError(f"The upstream for model `{d.model_name}` stopped sending events.") from e
+        except (aiohttp.ClientError, orjson.JSONDecodeError) as e:
+            raise BadGatewayError(f"The stream from the upstream for model `{d.model_name}` broke "
+                                  f"({type(e).__name__}).") from e
+
+    def _upstream_error(self, status: int, raw: bytes, d: Deployment) -> RespgateError:
+        if status in (401, 403):
+            # The gateway's own credentials were refused: not the client's fault, and the upstream's message
+            # may quote (part of) our key.
+            return BadGatewayError(
+                f"The upstream for model `{d.model_name}` refused the gateway's credentials "
+                f"(HTTP {status}); check the deployment's api_key.", code="upstream_auth_failed")
+        err = UpstreamError.from_body(status, raw, self.provider)
+        if d.api_key and d.api_key in err.message:
+            err.message = err.message.replace(d.api_key, "***")
+        return err

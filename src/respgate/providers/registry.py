@@ -1,0 +1,32 @@
+"""Provider name (the prefix of `litellm_params.model`) -> adapter. A new provider is one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import ConfigError
+from .base import Provider
+from .mock import MockProvider
+from .openai import ResponsesPassthrough
+
+_FACTORIES: dict[str, Callable[[], Provider]] = {
+    "openai": lambda: ResponsesPassthrough("openai"),
+    "azure": lambda: ResponsesPassthrough("azure"),
+    "mock": MockProvider,
+}
+
+
+def known_providers() -> frozenset[str]:
+    return frozenset(_FACTORIES)
+
+
+def build_providers(names: set[str]) -> dict[str, Provider]:
+    """One adapter instance per provider in use; an unknown provider stops start-up."""
+    out: dict[str, Provider] = {}
+    for name in sorted(names):
+        factory = _FACTORIES.get(name)
+        if factory is None:
+            raise ConfigError("model_list[].litellm_params.model",
+                              f"unknown provider `{name}` (known: {', '.join(sorted(_FACTORIES))})")
+        out[name] = factory()
+    return out

@@ -1,0 +1,245 @@
+"""The proxy: thin HTTP routes over the Gateway. No route knows a provider exists.
+
+Every route answers with and without the `/v1` prefix, as LiteLLM's and OpenAI's clients use both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ..config import Config
+from ..errors import GatewayTimeoutError, InvalidRequestError, NotFoundError, RequestTooLargeError, RespgateError
+from ..events import Event
+from ..gateway import Gateway, Principal
+from ..store.factory import open_store
+from .auth import Authenticator
+from .openapi import openapi_document
+
+log = logging.getLogger("respgate.proxy")
+
+_JSON = "application/json"
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return Response(body, status_code=status, media_type=_JSON, headers=headers)
+
+
+def error_response(err: RespgateError) -> Response:
+    return json_response(err.to_json(), err.status, err.headers or None)
+
+
+class Proxy:
+    """Holds the gateway and the settings the routes need; `app` is the ASGI application."""
+
+    def __init__(self, config: Config, gateway: Gateway | None = None) -> None:
+        self.config = config
+        self.gateway = gateway or Gateway(config, open_store(config.general.database_url))
+        self.auth = Authenticator(config.general.master_key)
+        self.max_body = config.general.max_request_body_bytes
+        self.timeout = config.general.request_timeout
+        self.app = Starlette(routes=self._routes(), lifespan=self._lifespan,
+                             exception_handlers={HTTPException: _http_exception, Exception: _unexpected})
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        await self.gateway.start()
+        try:
+            yield
+        finally:
+            await self.gateway.close()
+
+    def _routes(self) -> list[Route]:
+        table: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
+            ("/responses", self.create_response, ["POST"]),
+            ("/responses/compact", self.compact, ["POST"]),
+            ("/responses/input_tokens", self.input_tokens, ["POST"]),
+            ("/responses/{response_id}", self.retrieve, ["GET"]),
+            ("/responses/{response_id}", self.delete, ["DELETE"]),
+            ("/responses/{response_id}/cancel", self.cancel, ["POST"]),
+            ("/responses/{response_id}/input_items", self.input_items, ["GET"]),
+            ("/models", self.models, ["GET"]),
+        ]
+        routes = []
+        for path, handler, methods in table:
+            routes.append(Route("/v1" + path, self._guard(handler), methods=methods))
+            routes.append(Route(path, self._guard(handler), methods=methods))
+        routes += [
+            Route("/health", self._guard(self.health), methods=["GET"]),
+            Route("/health/liveliness", self.liveliness, methods=["GET"]),
+            Route("/health/liveness", self.liveliness, methods=["GET"]),
+            Route("/health/readiness", self.readiness, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+        ]
+        return routes
+
+    def _guard(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        """Authentication and the error shape for every API route."""
+
+        async def guarded(request: Request) -> Response:
+            try:
+                headers = request.headers
+                request.state.principal = self.auth.authenticate(headers.get("authorization"),
+                                                                 headers.get("api-key"))
+                return await handler(request)
+            except RespgateError as e:
+                return error_response(e)
+
+        return guarded
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    async def _json_body(self, request: Request) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            raise RequestTooLargeError(f"The request body exceeds the limit of {self.max_body} bytes.")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise RequestTooLargeError(f"The request body exceeds the limit of {self.max_body} bytes.")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InvalidRequestError(
+                "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+                "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
+                "valid JSON.)", code="invalid_json") from None
+
+    async def _with_timeout(self, work: Awaitable[Any]) -> Any:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await work
+        except TimeoutError:
+            raise GatewayTimeoutError(f"The request did not finish within {self.timeout:g} seconds.") from None
+
+    @staticmethod
+    def _principal(request: Request) -> Principal:
+        principal: Principal = request.state.principal
+        return principal
+
+    # -- /v1/responses -------------------------------------------------------------------------------
+
+    async def create_response(self, request: Request) -> Response:
+        body = await self._json_body(request)
+        principal = self._principal(request)
+        if isinstance(body, dict) and body.get("stream") is True:
+            events = await self._with_timeout(self.gateway.stream(body, principal))
+            return _sse(events)
+        return json_response(await self._with_timeout(self.gateway.create(body, principal)))
+
+    async def retrieve(self, request: Request) -> Response:
+        response_id = request.path_params["response_id"]
+        q = request.query_params
+        include = q.getlist("include[]") or q.getlist("include")
+        if q.get("stream", "").lower() == "true":
+            starting_after = _int_param(q.get("starting_after"), "starting_after", minimum=-1)
+            events = await self.gateway.retrieve_stream(response_id, self._principal(request), starting_after)
+            return _sse(events)
+        return json_response(await self.gateway.retrieve(response_id, self._principal(request), include))
+
+    async def delete(self, request: Request) -> Response:
+        return json_response(await self.gateway.delete(request.path_params["response_id"],
+                                                       self._principal(request)))
+
+    async def cancel(self, request: Request) -> Response:
+        return json_response(await self.gateway.cancel(request.path_params["response_id"],
+                                                       self._principal(request)))
+
+    async def input_items(self, request: Request) -> Response:
+        q = request.query_params
+        limit = _int_param(q.get("limit"), "limit", minimum=1, maximum=100)
+        order = q.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequestError(
+                f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.", param="order",
+                code="invalid_value")
+        sort: Literal["asc", "desc"] = "asc" if order == "asc" else "desc"
+        page = await self.gateway.input_items(
+            request.path_params["response_id"], self._principal(request), limit=20 if limit is None else limit,
+            after=q.get("after"), before=q.get("before"), order=sort,
+            include=q.getlist("include[]") or q.getlist("include"))
+        return json_response(page)
+
+    async def compact(self, request: Request) -> Response:
+        body = await self._json_body(request)
+        return json_response(await self._with_timeout(self.gateway.compact(body, self._principal(request))))
+
+    async def input_tokens(self, request: Request) -> Response:
+        body = await self._json_body(request)
+        return json_response(await self._with_timeout(self.gateway.input_tokens(body, self._principal(request))))
+
+    # -- models, health, docs ----------------------------------------------------------------------
+
+    async def models(self, request: Request) -> Response:
+        return json_response({"object": "list", "data": self.gateway.models()})
+
+    async def health(self, request: Request) -> Response:
+        deployments = [{"model": d.model_name, "provider": d.provider, "id": d.id, "api_base": d.api_base}
+                       for d in self.gateway.registry.deployments]
+        return json_response({"healthy_endpoints": deployments, "unhealthy_endpoints": [],
+                              "healthy_count": len(deployments), "unhealthy_count": 0})
+
+    async def liveliness(self, request: Request) -> Response:
+        return json_response("I'm alive!")
+
+    async def readiness(self, request: Request) -> Response:
+        return json_response({"status": "healthy", "db": "connected"})
+
+    async def openapi(self, request: Request) -> Response:
+        return json_response(openapi_document())
+
+
+def _sse(events: AsyncIterator[Event]) -> StreamingResponse:
+    async def frames() -> AsyncIterator[bytes]:
+        async for ev in events:
+            yield ev.sse()
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+def _int_param(value: str | None, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise InvalidRequestError(f"Invalid type for '{name}': expected an integer, but got a string instead.",
+                                  param=name, code="invalid_type") from None
+    if n < minimum or (maximum is not None and n > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise InvalidRequestError(f"Invalid '{name}': must be {bounds}.", param=name, code="invalid_value")
+    return n
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return error_response(NotFoundError(f"Invalid URL ({request.method} {request.url.path})",
+                                            code="unknown_url"))
+    if status == 405:
+        return error_response(RespgateError(f"Method {request.method} is not allowed on {request.url.path}.",
+                                            status=405, type="invalid_request_error",
+                                            code="method_not_allowed"))
+    return error_response(RespgateError(str(getattr(exc, "detail", "error")), status=status,
+                                        type="invalid_request_error"))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return error_response(RespgateError("The server had an error while processing your request."))

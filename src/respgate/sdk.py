@@ -1,0 +1,359 @@
+"""The Python SDK: LiteLLM's function names over the same Gateway the proxy uses.
+
+    respgate.responses(model="openai/gpt-4o", input="hi")          -> openai.types.responses.Response
+    respgate.responses(..., stream=True)                           -> iterator of ResponseStreamEvent
+    await respgate.aresponses(...)                                 -> the same, async
+    respgate.get_responses / delete_responses / cancel_responses / list_input_items / compact_responses
+
+Each call names its deployment directly (`provider/model`, keys from arguments or the usual
+environment variables); a `Client(config=...)` serves a config's model groups instead. Results
+are the official `openai` types, so code written for `openai` works unchanged.
+
+All work runs on one private event loop in a daemon thread, so the sync functions work anywhere
+(also inside a running loop) and the async ones share the same connection pool and store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import Future
+from typing import Any, Literal, TypeVar, cast
+
+from openai.lib._parsing._responses import parse_response, type_to_text_format_param
+from openai.types.responses import CompactedResponse, InputTokenCountResponse, Response, ResponseStreamEvent
+from openai.types.responses.response_item_list import ResponseItemList
+from pydantic import TypeAdapter
+
+from .config import Config, provider_env_defaults
+from .deployments import Deployment, split_model
+from .errors import InvalidRequestError
+from .events import Event
+from .gateway import Gateway, Principal
+from .ids import decode_response_id
+from .store.base import Store
+from .store.memory import MemoryStore
+
+T = TypeVar("T")
+_EVENT = TypeAdapter[ResponseStreamEvent](ResponseStreamEvent)
+_SDK = Principal("")
+
+
+class Client:
+    """An in-process gateway. Without a config every call names its deployment (`provider/model`)."""
+
+    def __init__(self, config: Config | None = None, store: Store | None = None) -> None:
+        self.config = config or Config.empty()
+        self._store = store or MemoryStore()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="respgate-sdk", daemon=True)
+        self._thread.start()
+        self._gateway = Gateway(self.config, self._store)
+        self._run(self._gateway.start())
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._run(self._gateway.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    # -- loop bridging -------------------------------------------------------------------------------
+
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._submit(coro).result()
+
+    async def _arun(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(self._submit(coro))
+
+    # -- deployments ---------------------------------------------------------------------------------
+
+    def _deployment(self, model: str | None, kw: dict[str, Any]) -> Deployment | None:
+        """A deployment named by the call itself, or None to route by the config's model groups."""
+        api_key, api_base, api_version = kw.pop("api_key", None), kw.pop("api_base", None), kw.pop("api_version", None)
+        provider = kw.pop("custom_llm_provider", None)
+        if model is None or (self.config.deployments and not (api_key or api_base or provider)
+                             and self._gateway.registry.has(model)):
+            return None
+        prefix, name = split_model(model)
+        if provider:
+            prefix, name = provider, model.removeprefix(f"{provider}/")
+        env = provider_env_defaults(prefix)
+        return Deployment(
+            model_name=model, provider=prefix, upstream_model=name,
+            api_key=api_key or env.get("api_key"), api_base=api_base or env.get("api_base"),
+            api_version=api_version or env.get("api_version"), timeout=kw.pop("timeout", None),
+            id=_sdk_deployment_id(prefix, api_base or env.get("api_base")),
+        )
+
+    def _deployment_for_id(self, response_id: str, kw: dict[str, Any]) -> Deployment | None:
+        """For follow-up calls: the provider travels in our response ids; credentials come from the call."""
+        ref = decode_response_id(response_id)
+        if ref is None or self._gateway.registry.by_id(ref.deployment_id) is not None:
+            return None
+        provider = kw.get("custom_llm_provider") or ref.deployment_id.split("~", 1)[0]
+        return self._deployment(f"{provider}/unknown", {**kw, "custom_llm_provider": provider})
+
+    # -- create ----------------------------------------------------------------------------------------
+
+    def _body(self, model: str, input: Any, params: dict[str, Any]) -> tuple[dict[str, Any], type[Any] | None]:
+        text_format = params.pop("text_format", None)
+        extra_body = params.pop("extra_body", None) or {}
+        body: dict[str, Any] = {"model": model}
+        if input is not None:
+            body["input"] = input
+        for key, value in params.items():
+            if value is not None:
+                body[key] = value
+        body.update(extra_body)
+        if text_format is not None:
+            text = dict(body.get("text") or {})
+            text["format"] = type_to_text_format_param(text_format)
+            body["text"] = text
+        return body, text_format
+
+    def _to_response(self, raw: bytes, body: dict[str, Any], text_format: type[Any] | None) -> Response:
+        response = Response.model_validate_json(raw)
+        if text_format is None:
+            return response
+        return parse_response(text_format=text_format, input_tools=body.get("tools"), response=response)
+
+    def responses(self, input: Any = None, model: str | None = None, *, stream: bool = False,
+                  **params: Any) -> Any:
+        if model is None:
+            raise InvalidRequestError("Missing required parameter: 'model'.", param="model",
+                                      code="missing_required_parameter")
+        deployment = self._deployment(model, params)
+        body, text_format = self._body(model, input, params)
+        if stream:
+            body["stream"] = True
+            events = self._run(self._gateway.stream(body, _SDK, deployment))
+            return SyncEventStream(self, events)
+        raw = self._run(self._gateway.create(body, _SDK, deployment))
+        return self._to_response(raw, body, text_format)
+
+    async def aresponses(self, input: Any = None, model: str | None = None, *, stream: bool = False,
+                         **params: Any) -> Any:
+        if model is None:
+            raise InvalidRequestError("Missing required parameter: 'model'.", param="model",
+                                      code="missing_required_parameter")
+        deployment = self._deployment(model, params)
+        body, text_format = self._body(model, input, params)
+        if stream:
+            body["stream"] = True
+            events = await self._arun(self._gateway.stream(body, _SDK, deployment))
+            return AsyncEventStream(self, events)
+        raw = await self._arun(self._gateway.create(body, _SDK, deployment))
+        return self._to_response(raw, body, text_format)
+
+    # -- stored responses ------------------------------------------------------------------------------
+
+    async def _get(self, response_id: str, kw: dict[str, Any]) -> Response:
+        include = kw.pop("include", None)
+        d = self._deployment_for_id(response_id, kw)
+        return Response.model_validate(await self._gateway.retrieve(response_id, _SDK, include, d))
+
+    async def _delete(self, response_id: str, kw: dict[str, Any]) -> dict[str, Any]:
+        return await self._gateway.delete(response_id, _SDK, self._deployment_for_id(response_id, kw))
+
+    async def _cancel(self, response_id: str, kw: dict[str, Any]) -> Response:
+        d = self._deployment_for_id(response_id, kw)
+        return Response.model_validate(await self._gateway.cancel(response_id, _SDK, d))
+
+    async def _input_items(self, response_id: str, kw: dict[str, Any]) -> ResponseItemList:
+        d = self._deployment_for_id(response_id, kw)
+        order = cast(Literal["asc", "desc"], kw.pop("order", "desc") or "desc")
+        page = await self._gateway.input_items(response_id, _SDK, limit=kw.pop("limit", None) or 20,
+                                               after=kw.pop("after", None), before=kw.pop("before", None),
+                                               order=order, include=kw.pop("include", None), deployment=d)
+        return ResponseItemList.model_validate(page)
+
+    async def _compact(self, model: str, input: Any, kw: dict[str, Any]) -> CompactedResponse:
+        d = self._deployment(model, kw)
+        body, _ = self._body(model, input, kw)
+        return CompactedResponse.model_validate(await self._gateway.compact(body, _SDK, d))
+
+    async def _input_tokens(self, model: str, input: Any, kw: dict[str, Any]) -> InputTokenCountResponse:
+        d = self._deployment(model, kw)
+        body, _ = self._body(model, input, kw)
+        return InputTokenCountResponse.model_validate(await self._gateway.input_tokens(body, _SDK, d))
+
+    def get_responses(self, response_id: str, **kw: Any) -> Response:
+        return self._run(self._get(response_id, kw))
+
+    async def aget_responses(self, response_id: str, **kw: Any) -> Response:
+        return await self._arun(self._get(response_id, kw))
+
+    def delete_responses(self, response_id: str, **kw: Any) -> dict[str, Any]:
+        return self._run(self._delete(response_id, kw))
+
+    async def adelete_responses(self, response_id: str, **kw: Any) -> dict[str, Any]:
+        return await self._arun(self._delete(response_id, kw))
+
+    def cancel_responses(self, response_id: str, **kw: Any) -> Response:
+        return self._run(self._cancel(response_id, kw))
+
+    async def acancel_responses(self, response_id: str, **kw: Any) -> Response:
+        return await self._arun(self._cancel(response_id, kw))
+
+    def list_input_items(self, response_id: str, **kw: Any) -> ResponseItemList:
+        return self._run(self._input_items(response_id, kw))
+
+    async def alist_input_items(self, response_id: str, **kw: Any) -> ResponseItemList:
+        return await self._arun(self._input_items(response_id, kw))
+
+    def compact_responses(self, model: str, input: Any = None, **kw: Any) -> CompactedResponse:
+        return self._run(self._compact(model, input, kw))
+
+    async def acompact_responses(self, model: str, input: Any = None, **kw: Any) -> CompactedResponse:
+        return await self._arun(self._compact(model, input, kw))
+
+    def count_input_tokens(self, model: str, input: Any = None, **kw: Any) -> InputTokenCountResponse:
+        return self._run(self._input_tokens(model, input, kw))
+
+    async def acount_input_tokens(self, model: str, input: Any = None, **kw: Any) -> InputTokenCountResponse:
+        return await self._arun(self._input_tokens(model, input, kw))
+
+
+def _sdk_deployment_id(provider: str, api_base: str | None) -> str:
+    """SDK deployments put the provider in the id, so a later process can reach the same upstream."""
+    if not api_base:
+        return provider
+    from .deployments import deployment_id
+
+    return f"{provider}~{deployment_id('', provider, '', api_base)[:8]}"
+
+
+def _parse_event(ev: Event) -> ResponseStreamEvent:
+    return _EVENT.validate_json(ev.data)
+
+
+class SyncEventStream:
+    """Iterate `ResponseStreamEvent`s; `close()` (or leaving a `with` block) stops the upstream call."""
+
+    def __init__(self, client: Client, events: AsyncIterator[Event]) -> None:
+        self._client = client
+        self._events = events
+
+    def __iter__(self) -> Iterator[ResponseStreamEvent]:
+        try:
+            while True:
+                ev = self._client._run(_next(self._events))
+                if ev is None:
+                    return
+                yield _parse_event(ev)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        aclose = getattr(self._events, "aclose", None)
+        if aclose is not None and not self._client._loop.is_closed():
+            self._client._run(aclose())
+
+    def __enter__(self) -> SyncEventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncEventStream:
+    def __init__(self, client: Client, events: AsyncIterator[Event]) -> None:
+        self._client = client
+        self._events = events
+
+    def __aiter__(self) -> AsyncIterator[ResponseStreamEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[ResponseStreamEvent]:
+        try:
+            while True:
+                ev = await self._client._arun(_next(self._events))
+                if ev is None:
+                    return
+                yield _parse_event(ev)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._events, "aclose", None)
+        if aclose is not None and not self._client._loop.is_closed():
+            await self._client._arun(aclose())
+
+    async def __aenter__(self) -> AsyncEventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+async def _next(events: AsyncIterator[Event]) -> Event | None:
+    return await anext(events, None)
+
+
+# -- module-level functions over one lazily made default client --------------------------------------
+
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Client()
+        return _default
+
+
+def responses(input: Any = None, model: str | None = None, **kw: Any) -> Any:
+    return default_client().responses(input, model, **kw)
+
+
+async def aresponses(input: Any = None, model: str | None = None, **kw: Any) -> Any:
+    return await default_client().aresponses(input, model, **kw)
+
+
+def get_responses(response_id: str, **kw: Any) -> Response:
+    return default_client().get_responses(response_id, **kw)
+
+
+async def aget_responses(response_id: str, **kw: Any) -> Response:
+    return await default_client().aget_responses(response_id, **kw)
+
+
+def delete_responses(response_id: str, **kw: Any) -> dict[str, Any]:
+    return default_client().delete_responses(response_id, **kw)
+
+
+async def adelete_responses(response_id: str, **kw: Any) -> dict[str, Any]:
+    return await default_client().adelete_responses(response_id, **kw)
+
+
+def cancel_responses(response_id: str, **kw: Any) -> Response:
+    return default_client().cancel_responses(response_id, **kw)
+
+
+async def acancel_responses(response_id: str, **kw: Any) -> Response:
+    return await default_client().acancel_responses(response_id, **kw)
+
+
+def list_input_items(response_id: str, **kw: Any) -> ResponseItemList:
+    return default_client().list_input_items(response_id, **kw)
+
+
+async def alist_input_items(response_id: str, **kw: Any) -> ResponseItemList:
+    return await default_client().alist_input_items(response_id, **kw)
+
+
+def compact_responses(model: str, input: Any = None, **kw: Any) -> CompactedResponse:
+    return default_client().compact_responses(model, input, **kw)
+
+
+async def acompact_responses(model: str, input: Any = None, **kw: Any) -> CompactedResponse:
+    return await default_client().acompact_responses(model, input, **kw)
+

@@ -1,0 +1,454 @@
+"""The embedded store: SQLite in WAL mode, written by one thread with group commit.
+
+Writes never run on the event loop. `save()` serialises the record (so the caller may keep
+mutating its dicts and a non-JSON value fails in the caller), queues it, and awaits a future. One
+writer thread drains everything queued into a single transaction, commits, and then resolves the
+whole batch with one `call_soon_threadsafe` per loop: a burst of saves costs a handful of commits
+and a handful of loop wake-ups. `synchronous=NORMAL` in WAL mode means a commit is in the OS
+before the future resolves, so a killed process loses nothing a client was told about (a power
+cut may lose the last commits; that is the documented trade).
+
+Reads run on a small thread pool with their own connections; WAL lets them proceed while the
+writer commits, and each read sees every commit that finished before it started.
+
+Any SQLite failure (locked past the busy timeout, disk full, file unwritable) fails the batch
+with `ServiceUnavailableError`; the writer drops its connection and opens a fresh one for the
+next batch, so the store recovers when the cause goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import orjson
+
+from respgate.errors import InvalidRequestError, ServiceUnavailableError
+from respgate.store.base import ResponseRecord
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_UNAVAILABLE = "The response store is unavailable; try again later."
+# What a response cut off by a restart reports (shared with the memory store).
+RESTARTED_ERROR = {
+    "code": "server_error",
+    "message": "The gateway restarted while this response was running.",
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    model TEXT NOT NULL,
+    deployment_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    previous_response_id TEXT,
+    background INTEGER NOT NULL DEFAULT 0,
+    response TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_unfinished ON responses (status)
+    WHERE status IN ('queued', 'in_progress');
+CREATE TABLE IF NOT EXISTS input_items (
+    response_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    item_id TEXT,
+    item TEXT NOT NULL,
+    PRIMARY KEY (response_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS input_items_by_item_id ON input_items (response_id, item_id);
+"""
+
+_UPSERT = (
+    "INSERT OR REPLACE INTO responses (id, owner, model, deployment_id, provider, status, created_at,"
+    " previous_response_id, background, response, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_GET = (
+    "SELECT id, owner, model, deployment_id, provider, status, created_at, previous_response_id,"
+    " background, response FROM responses WHERE id = ?"
+)
+_INSERT_ITEM = "INSERT INTO input_items (response_id, seq, item_id, item) VALUES (?,?,?,?)"
+
+# Walks previous_response_id from the record up; depth bounds both the page and any cycle.
+_CHAIN = (
+    "WITH RECURSIVE chain(id, depth) AS ("
+    " SELECT id, 0 FROM responses WHERE id = ?"
+    " UNION ALL"
+    " SELECT r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.id"
+    " WHERE r.previous_response_id IS NOT NULL AND c.depth + 1 < ?"
+    ") SELECT r.id, r.owner, r.model, r.deployment_id, r.provider, r.status, r.created_at,"
+    " r.previous_response_id, r.background, r.response"
+    " FROM chain c JOIN responses r ON r.id = c.id ORDER BY c.depth DESC"
+)
+_ITEMS_OF = (
+    "SELECT response_id, item FROM input_items"
+    " WHERE response_id IN (SELECT value FROM json_each(?)) ORDER BY response_id, seq"
+)
+
+
+@dataclass(slots=True)
+class _Write:
+    """One queued write: what to run on the writer's connection, and whom to tell."""
+
+    apply: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+class SqliteStore:
+    """`Store` on one SQLite file. `commits` counts committed write transactions."""
+
+    def __init__(self, path: str, *, busy_timeout: float = 5.0, readers: int = 2) -> None:
+        self.path = str(Path(path).expanduser())
+        self.busy_timeout = busy_timeout
+        self.commits = 0
+        self._readers = readers
+        self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._read_conns_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Start the threads and create the tables. An unavailable file is logged, not fatal:
+        saves fail with 503 until it becomes writable, and then the store recovers by itself."""
+        if self._writer is not None:
+            return
+        with contextlib.suppress(OSError):
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = threading.Thread(target=self._run_writer, name="respgate-store-writer", daemon=True)
+        self._writer.start()
+        self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="respgate-store-read")
+        try:
+            await self._write(lambda conn: None)
+        except ServiceUnavailableError:
+            log.warning("response store %s is not writable yet; saves will fail until it is", self.path)
+
+    async def close(self) -> None:
+        writer, pool = self._writer, self._read_pool
+        if writer is None or pool is None:
+            return
+        self._writer = self._read_pool = None
+        self._queue.put(_STOP)  # after every write already queued, which still commits
+        await asyncio.to_thread(writer.join)
+        await asyncio.to_thread(pool.shutdown, True)
+        with self._read_conns_lock:
+            for conn in self._read_conns:
+                conn.close()
+            self._read_conns.clear()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def save(self, record: ResponseRecord) -> None:
+        row = (
+            record.id,
+            record.owner,
+            record.model,
+            record.deployment_id,
+            record.provider,
+            record.status,
+            record.created_at,
+            record.previous_response_id,
+            int(record.background),
+            orjson.dumps(record.response).decode(),
+            time.time(),
+        )
+        items = [
+            (record.id, seq, _item_id(item), orjson.dumps(item).decode())
+            for seq, item in enumerate(record.input_items)
+        ]
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT, row)
+            conn.execute("DELETE FROM input_items WHERE response_id = ?", (row[0],))
+            conn.executemany(_INSERT_ITEM, items)
+
+        await self._write(apply)
+
+    async def delete(self, response_id: str) -> bool:
+        def apply(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM input_items WHERE response_id = ?", (response_id,))
+            return conn.execute("DELETE FROM responses WHERE id = ?", (response_id,)).rowcount > 0
+
+        return await self._write(apply)
+
+    async def mark_unfinished_failed(self) -> int:
+        def apply(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                "SELECT id, response FROM responses WHERE status IN ('queued', 'in_progress')"
+            ).fetchall()
+            now = time.time()
+            for response_id, text in rows:
+                response = orjson.loads(text)
+                response["status"] = "failed"
+                response["error"] = dict(RESTARTED_ERROR)
+                conn.execute(
+                    "UPDATE responses SET status = 'failed', response = ?, updated_at = ? WHERE id = ?",
+                    (orjson.dumps(response).decode(), now, response_id),
+                )
+            return len(rows)
+
+        return await self._write(apply)
+
+    async def _write(self, apply: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise ServiceUnavailableError("The response store is closed.")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Write(apply, future, loop))
+        return await future
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _run_writer(self) -> None:
+        conn: sqlite3.Connection | None = None
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            batch: list[_Write] = []
+            item: _Write | object = first
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(item, _Write)
+                batch.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                conn = self._commit_batch(conn, batch)
+        if conn is not None:
+            conn.close()
+
+    def _commit_batch(
+        self, conn: sqlite3.Connection | None, batch: list[_Write]
+    ) -> sqlite3.Connection | None:
+        """Run the batch in one transaction and settle its futures; returns the connection to
+        keep (None after a failure, so the next batch starts on a fresh one)."""
+        results: list[tuple[_Write, Any, BaseException | None]]
+        try:
+            if conn is None:
+                conn = self._connect(writer=True)
+            conn.execute("BEGIN IMMEDIATE")
+            values = [write.apply(conn) for write in batch]
+            conn.execute("COMMIT")
+            self.commits += 1
+            results = [(write, value, None) for write, value in zip(batch, values, strict=True)]
+        except Exception as exc:  # the writer must outlive any one batch
+            error: BaseException = exc
+            if isinstance(exc, sqlite3.Error):
+                log.warning("response store write failed: %s", exc)
+                error = ServiceUnavailableError(_UNAVAILABLE)
+            else:
+                log.exception("response store write raised")
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            conn = None
+            results = [(write, None, _fresh(error)) for write in batch]
+        _settle_batch(results)
+        return conn
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, response_id: str) -> ResponseRecord | None:
+        def read(conn: sqlite3.Connection) -> ResponseRecord | None:
+            records = self._load(conn, _GET, (response_id,))
+            return records[0] if records else None
+
+        return await self._read(read)
+
+    async def chain(self, response_id: str, limit: int = 1000) -> list[ResponseRecord]:
+        return await self._read(lambda conn: self._load(conn, _CHAIN, (response_id, max(limit, 1))))
+
+    async def input_items(
+        self,
+        response_id: str,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> tuple[list[dict[str, Any]], bool]:
+        check_page_args(limit, order)
+
+        def read(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], bool]:
+            conn.execute("BEGIN")
+            try:
+                return _page_items(conn, response_id, limit, after, before, order)
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._read(read)
+
+    def _load(self, conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[ResponseRecord]:
+        """Records with their input items, read in one snapshot."""
+        conn.execute("BEGIN")
+        try:
+            rows = conn.execute(sql, params).fetchall()
+            if not rows:
+                return []
+            items: dict[str, list[dict[str, Any]]] = {row[0]: [] for row in rows}
+            for response_id, text in conn.execute(_ITEMS_OF, (orjson.dumps(list(items)).decode(),)):
+                items[response_id].append(orjson.loads(text))
+        finally:
+            conn.execute("COMMIT")
+        return [_record(row, items[row[0]]) for row in rows]
+
+    async def _read(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        pool = self._read_pool
+        if pool is None:
+            raise ServiceUnavailableError("The response store is closed.")
+        return await asyncio.get_running_loop().run_in_executor(pool, self._run_read, read)
+
+    def _run_read(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                conn = self._connect(writer=False)
+                self._local.conn = conn
+                with self._read_conns_lock:
+                    self._read_conns.append(conn)
+            return read(conn)
+        except sqlite3.Error as exc:
+            log.warning("response store read failed: %s", exc)
+            if conn is not None and conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise ServiceUnavailableError(_UNAVAILABLE) from None
+
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        # isolation_level=None: transactions are explicit, so a read never holds a stale snapshot.
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            if writer:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            else:
+                conn.execute("PRAGMA query_only=1")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+
+def check_page_args(limit: int, order: str) -> None:
+    """The client-facing bounds of an input-items page (shared with the memory store)."""
+    if not 1 <= limit <= 100:
+        raise InvalidRequestError("limit must be between 1 and 100.", param="limit")
+    if order not in ("asc", "desc"):
+        raise InvalidRequestError("order must be 'asc' or 'desc'.", param="order")
+
+
+def _page_items(
+    conn: sqlite3.Connection,
+    response_id: str,
+    limit: int,
+    after: str | None,
+    before: str | None,
+    order: str,
+) -> tuple[list[dict[str, Any]], bool]:
+    """OpenAI's list page: from just past `after` walking in `order`, or else the `limit` items
+    just ahead of `before`; either way bounded by the other cursor. An unknown cursor: empty."""
+    cursors: dict[str, int] = {}
+    for name, item_id in (("after", after), ("before", before)):
+        if item_id is not None:
+            row = conn.execute(
+                "SELECT seq FROM input_items WHERE response_id = ? AND item_id = ? LIMIT 1",
+                (response_id, item_id),
+            ).fetchone()
+            if row is None:
+                return [], False
+            cursors[name] = row[0]
+    asc = order == "asc"
+    conds: list[str] = ["response_id = ?"]
+    params: list[str | int] = [response_id]
+    if "after" in cursors:
+        conds.append("seq > ?" if asc else "seq < ?")
+        params.append(cursors["after"])
+    if "before" in cursors:
+        conds.append("seq < ?" if asc else "seq > ?")
+        params.append(cursors["before"])
+    # Walking back from `before` alone: read toward the list's start, then show in list order.
+    backward = "before" in cursors and "after" not in cursors
+    direction = "ASC" if asc != backward else "DESC"
+    sql = f"SELECT item FROM input_items WHERE {' AND '.join(conds)} ORDER BY seq {direction} LIMIT ?"  # noqa: S608
+    texts = [row[0] for row in conn.execute(sql, (*params, limit + 1))]
+    has_more = len(texts) > limit
+    page = [orjson.loads(text) for text in texts[:limit]]
+    if backward:
+        page.reverse()
+    return page, has_more
+
+
+def _record(row: tuple[Any, ...], items: list[dict[str, Any]]) -> ResponseRecord:
+    return ResponseRecord(
+        id=row[0],
+        owner=row[1],
+        model=row[2],
+        deployment_id=row[3],
+        provider=row[4],
+        status=row[5],
+        created_at=row[6],
+        previous_response_id=row[7],
+        background=bool(row[8]),
+        response=orjson.loads(row[9]),
+        input_items=items,
+    )
+
+
+def _item_id(item: dict[str, Any]) -> str | None:
+    item_id = item.get("id")
+    return item_id if isinstance(item_id, str) else None
+
+
+def _fresh(error: BaseException) -> BaseException:
+    """A new exception per future: a shared one would gather every caller's traceback."""
+    if isinstance(error, ServiceUnavailableError):
+        return ServiceUnavailableError(error.message)
+    return error
+
+
+def _settle_batch(results: Iterable[tuple[_Write, Any, BaseException | None]]) -> None:
+    """Resolve futures with one thread-safe call per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Write, Any, BaseException | None]]] = {}
+    for result in results:
+        by_loop.setdefault(result[0].loop, []).append(result)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed while we wrote
+            loop.call_soon_threadsafe(_resolve, settled)
+
+
+def _resolve(settled: list[tuple[_Write, Any, BaseException | None]]) -> None:
+    for write, value, error in settled:
+        if write.future.done():  # the caller was cancelled; the write stands anyway
+            continue
+        if error is None:
+            write.future.set_result(value)
+        else:
+            write.future.set_exception(error)

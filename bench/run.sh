@@ -221,9 +221,9 @@ value() {  # gateway key -- the figure, or why there is none
   echo "$v"
 }
 
-advantage() {  # respgate litellm higher|lower -- how many times better respgate is (>1 = better)
+advantage() {  # respgate litellm higher|lower|none -- how many times better respgate is (>1 = better)
   awk -v r="${1%\*}" -v l="${2%\*}" -v dir="$3" 'BEGIN {
-    if (r !~ /^-?[0-9.]+$/ || l !~ /^-?[0-9.]+$/ || r <= 0 || l <= 0) { print "-"; exit }
+    if (dir == "none" || r !~ /^-?[0-9.]+$/ || l !~ /^-?[0-9.]+$/ || r <= 0 || l <= 0) { print "-"; exit }
     printf "%.1fx", (dir == "higher" ? r / l : l / r) }'
 }
 
@@ -233,7 +233,7 @@ verdict() {  # value op limit -- "ok" or "MISS" against a target
     ok = (op == ">=" ? v >= t : v <= t); printf "%s %s%s", (ok ? "ok  " : "MISS"), op, t }'
 }
 
-row() {  # label key higher|lower [op limit]
+row() {  # label key higher|lower|none (which way is better) [op limit]
   local r l
   r=$(value respgate "$2"); l=$(value litellm "$2")
   printf '%-38s %16s %16s %9s  %s\n' "$1" "$r" "$l" "$(advantage "$r" "$l" "$3")" \
@@ -243,8 +243,8 @@ row() {  # label key higher|lower [op limit]
 print_table() {
   echo
   printf '%-38s %16s %16s %9s  %s\n' "figure (DUR=${dur}s)" respgate litellm advantage "target (respgate)"
-  row "upstream direct p50 c=1 (ms)" upstream.c1.p50 lower
-  row "upstream direct TTFE p50 (ms)" upstream.ttfe.p50 lower
+  row "upstream direct p50 c=1 (ms)" upstream.c1.p50 none
+  row "upstream direct TTFE p50 (ms)" upstream.ttfe.p50 none
   for p in native chat; do
     row "$p: rps c=1" "$p.c1.rps" higher
     row "$p: p50 c=1 (ms)" "$p.c1.p50" lower
@@ -258,7 +258,7 @@ print_table() {
   done
   for p in native_stream chat_stream; do
     row "$p: TTFE p50 c=1 (ms)" "$p.ttfe.p50" lower
-    row "$p: events per stream" "$p.events_per_stream" higher
+    row "$p: events per stream" "$p.events_per_stream" none
     row "$p: streams/s c=32" "$p.c32.streams" higher
     row "$p: events/s c=32" "$p.c32.events" higher
   done

@@ -215,6 +215,21 @@ def test_input_items_page_with_cursors(client: OpenAI) -> None:
     assert [i.id for i in before.data] == [page.data[0].id]
 
 
+def test_tool_results_are_answered_and_listed_as_input_items(client: OpenAI) -> None:
+    created = client.responses.create(
+        model="gpt-4o",
+        input=[
+            {"role": "user", "content": "call lookup"},
+            {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "42"},
+        ],
+    )
+    assert created.output_text == "Echo: 42"
+    items = client.responses.input_items.list(created.id, order="asc").data
+    assert [i.type for i in items] == ["message", "function_call", "function_call_output"]
+    assert [(i.id or "").split("_")[0] for i in items] == ["msg", "fc", "fco"]
+
+
 def test_compact_returns_user_messages_and_a_compaction_item(client: OpenAI) -> None:
     first = client.responses.create(model="gpt-4o", input="red")
     second = client.responses.create(model="gpt-4o", input="green", previous_response_id=first.id)

@@ -99,6 +99,7 @@ _AZURE_401 = (
     "key for an active subscription and use a correct regional API endpoint for your resource."
 )
 _COMPACTION_PREFIX = "gAAAAA"
+_ITEM_ID_PREFIX = {"function_call": "fc", "function_call_output": "fco", "compaction": "cmp", "reasoning": "rs"}
 _MIN_OUTPUT_TOKENS = 16
 
 
@@ -356,9 +357,10 @@ def _input_items(raw: Any) -> list[JSON]:
             }
         elif kind == "compaction":
             _decode_compaction(item["encrypted_content"])
-        item.setdefault("id", _hex_id(kind.split("_")[0][:4]))
         if item.get("id") is None:
-            item["id"] = _hex_id("item")
+            item["id"] = _hex_id(_ITEM_ID_PREFIX.get(kind, "item"))
+        if kind not in ("compaction", "item_reference", "reasoning") and item.get("status") is None:
+            item["status"] = "completed"
         items.append(item)
     return items
 

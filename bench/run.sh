@@ -83,7 +83,9 @@ gateway_pid=""
 tree_pids() {  # pid -- the pid and all its descendants
   ps -e -o pid= -o ppid= | awk -v root="$1" '
     { parent[$1] = $2 }
-    END { for (p in parent) { q = p; for (i = 0; i < 64 && q > 1; i++) { if (q == root) { print p; break }; q = parent[q] } } }'
+    END { for (p in parent) {        # walk up from every process; keep those that reach root
+            q = p
+            for (i = 0; i < 64 && q > 1; i++) { if (q == root) { print p; break }; q = parent[q] } } }'
 }
 
 rss_mb() {  # pid -- VmRSS summed over its process tree, in MB
@@ -96,29 +98,29 @@ start_gateway() {  # name port
   local cmd
   case $1 in
     litellm)
-      cmd="$litellm_venv/bin/litellm --config $here/litellm-config.yaml --host 127.0.0.1 --port $2 --num_workers 1" ;;
+      cmd=("$litellm_venv/bin/litellm" --config "$here/litellm-config.yaml" --host 127.0.0.1 --port "$2"
+           --num_workers 1) ;;
     respgate)
-      cmd="$respgate_bin serve --config $here/respgate-config.yaml --host 127.0.0.1 --port $2 --workers 1" ;;
+      cmd=("$respgate_bin" serve --config "$here/respgate-config.yaml" --host 127.0.0.1 --port "$2" --workers 1) ;;
   esac
   if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$2/"; then
     echo "port $2 is already in use; stop whatever serves it first" >&2; exit 1
   fi
   # In $run_dir so that files a gateway writes (respgate's SQLite store) stay out of the repository.
   # LITELLM_LOCAL_MODEL_COST_MAP: LiteLLM would otherwise fetch its price list from the network at start-up.
-  # shellcheck disable=SC2086  # $cmd is word-split on purpose; none of its parts contain spaces
-  (cd "$run_dir" && LITELLM_LOCAL_MODEL_COST_MAP=True exec taskset -c "$gateway_cpu" $cmd) >"$run_dir/$1.log" 2>&1 &
+  (cd "$run_dir" && LITELLM_LOCAL_MODEL_COST_MAP=True exec taskset -c "$gateway_cpu" "${cmd[@]}") \
+    >"$run_dir/$1.log" 2>&1 &
   gateway_pid=$!
 }
 
 wait_ready() {  # name port -- any HTTP answer on /v1/models counts as up
-  local waited=0
+  local deadline=$((SECONDS + ready_timeout))
   until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H "Authorization: Bearer $key" \
              "http://127.0.0.1:$2/v1/models")" != 000 ]; do
     if ! kill -0 "$gateway_pid" 2>/dev/null; then
       echo "$1 exited during start-up; last lines of $run_dir/$1.log:" >&2; tail -20 "$run_dir/$1.log" >&2; exit 1
     fi
-    waited=$((waited + 1))
-    [ "$waited" -le "$((ready_timeout * 4))" ] || { echo "$1 not ready after ${ready_timeout}s" >&2; exit 1; }
+    [ "$SECONDS" -le "$deadline" ] || { echo "$1 not ready after ${ready_timeout}s" >&2; exit 1; }
     sleep 0.25
   done
 }

@@ -25,7 +25,7 @@ answers() {  # url -- true when a POST gets a 2xx
 }
 
 if [ "${1:-}" = stop ]; then
-  if our_nginx_running; then nginx_ctl -s stop && echo "canned upstream stopped"; fi
+  if our_nginx_running; then nginx_ctl -s stop 2>/dev/null && echo "canned upstream stopped"; fi
   exit 0
 fi
 

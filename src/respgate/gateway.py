@@ -426,7 +426,7 @@ def compact_locally(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": new_item_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
         "output": output,
-        "usage": {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0},
+        "usage": {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                   "output_tokens": count_tokens(output), "output_tokens_details": {"reasoning_tokens": 0},
                   "total_tokens": tokens + count_tokens(output)},
     }

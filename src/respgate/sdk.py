@@ -21,10 +21,12 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import Future
 from typing import Any, Literal, TypeVar, cast
 
+import orjson
+
+from openai._models import construct_type
 from openai.lib._parsing._responses import parse_response, type_to_text_format_param
 from openai.types.responses import CompactedResponse, InputTokenCountResponse, Response, ResponseStreamEvent
 from openai.types.responses.response_item_list import ResponseItemList
-from pydantic import TypeAdapter
 
 from .config import Config, provider_env_defaults
 from .deployments import Deployment, split_model
@@ -32,11 +34,11 @@ from .errors import InvalidRequestError
 from .events import Event
 from .gateway import Gateway, Principal
 from .ids import decode_response_id
+from .providers.registry import known_providers
 from .store.base import Store
 from .store.memory import MemoryStore
 
 T = TypeVar("T")
-_EVENT = TypeAdapter[ResponseStreamEvent](ResponseStreamEvent)
 _SDK = Principal("")
 
 
@@ -83,6 +85,10 @@ class Client:
         prefix, name = split_model(model)
         if provider:
             prefix, name = provider, model.removeprefix(f"{provider}/")
+        if prefix not in known_providers():
+            raise InvalidRequestError(f"Unknown provider `{prefix}` in model `{model}` (known: "
+                                      f"{', '.join(sorted(known_providers()))}).", param="model",
+                                      code="model_not_found")
         env = provider_env_defaults(prefix)
         return Deployment(
             model_name=model, provider=prefix, upstream_model=name,
@@ -118,7 +124,7 @@ class Client:
         return body, text_format
 
     def _to_response(self, raw: bytes, body: dict[str, Any], text_format: type[Any] | None) -> Response:
-        response = Response.model_validate_json(raw)
+        response = _as(Response, orjson.loads(raw))
         if text_format is None:
             return response
         return parse_response(text_format=text_format, input_tools=body.get("tools"), response=response)
@@ -156,14 +162,14 @@ class Client:
     async def _get(self, response_id: str, kw: dict[str, Any]) -> Response:
         include = kw.pop("include", None)
         d = self._deployment_for_id(response_id, kw)
-        return Response.model_validate(await self._gateway.retrieve(response_id, _SDK, include, d))
+        return _as(Response, await self._gateway.retrieve(response_id, _SDK, include, d))
 
     async def _delete(self, response_id: str, kw: dict[str, Any]) -> dict[str, Any]:
         return await self._gateway.delete(response_id, _SDK, self._deployment_for_id(response_id, kw))
 
     async def _cancel(self, response_id: str, kw: dict[str, Any]) -> Response:
         d = self._deployment_for_id(response_id, kw)
-        return Response.model_validate(await self._gateway.cancel(response_id, _SDK, d))
+        return _as(Response, await self._gateway.cancel(response_id, _SDK, d))
 
     async def _input_items(self, response_id: str, kw: dict[str, Any]) -> ResponseItemList:
         d = self._deployment_for_id(response_id, kw)
@@ -171,17 +177,17 @@ class Client:
         page = await self._gateway.input_items(response_id, _SDK, limit=kw.pop("limit", None) or 20,
                                                after=kw.pop("after", None), before=kw.pop("before", None),
                                                order=order, include=kw.pop("include", None), deployment=d)
-        return ResponseItemList.model_validate(page)
+        return _as(ResponseItemList, page)
 
     async def _compact(self, model: str, input: Any, kw: dict[str, Any]) -> CompactedResponse:
         d = self._deployment(model, kw)
         body, _ = self._body(model, input, kw)
-        return CompactedResponse.model_validate(await self._gateway.compact(body, _SDK, d))
+        return _as(CompactedResponse, await self._gateway.compact(body, _SDK, d))
 
     async def _input_tokens(self, model: str, input: Any, kw: dict[str, Any]) -> InputTokenCountResponse:
         d = self._deployment(model, kw)
         body, _ = self._body(model, input, kw)
-        return InputTokenCountResponse.model_validate(await self._gateway.input_tokens(body, _SDK, d))
+        return _as(InputTokenCountResponse, await self._gateway.input_tokens(body, _SDK, d))
 
     def get_responses(self, response_id: str, **kw: Any) -> Response:
         return self._run(self._get(response_id, kw))
@@ -220,6 +226,12 @@ class Client:
         return await self._arun(self._input_tokens(model, input, kw))
 
 
+def _as(type_: type[T], value: object) -> T:
+    """Build an openai type the way the openai client does: leniently, keeping unknown fields, so that
+    whatever the wire carries reaches the caller exactly as `openai` would give it."""
+    return cast(T, construct_type(type_=type_, value=value))
+
+
 def _sdk_deployment_id(provider: str, api_base: str | None) -> str:
     """SDK deployments put the provider in the id, so a later process can reach the same upstream."""
     if not api_base:
@@ -230,7 +242,7 @@ def _sdk_deployment_id(provider: str, api_base: str | None) -> str:
 
 
 def _parse_event(ev: Event) -> ResponseStreamEvent:
-    return _EVENT.validate_json(ev.data)
+    return _as(ResponseStreamEvent, ev.obj)  # type: ignore[arg-type]
 
 
 class SyncEventStream:

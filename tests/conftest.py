@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fakes.server import ServerThread
 from openai import OpenAI
 
+from fakes.server import ServerThread
 from respgate.config import load_config
 from respgate.proxy.app import Proxy
 

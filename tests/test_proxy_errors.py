@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import MASTER_KEY, ProxyFactory
 from fakes.server import ServerThread
 

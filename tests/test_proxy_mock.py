@@ -8,11 +8,12 @@ import httpx
 import openai
 import orjson
 import pytest
+from openai import OpenAI
+from openai.types.responses import Response
+
 from conftest import MASTER_KEY
 from fakes.server import ServerThread
 from grammar import check_stream
-from openai import OpenAI
-from openai.types.responses import Response
 from sse import parse_sse, post_stream
 
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}

@@ -9,11 +9,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai import OpenAI
+
 from conftest import MASTER_KEY, ProxyFactory
 from fakes.openai_upstream import FakeOpenAI
 from fakes.server import ServerThread
 from grammar import check_stream
-from openai import OpenAI
 from sse import parse_sse, post_stream
 
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pydantic
 import pytest
-from fakes.openai_upstream import FakeOpenAI
-from fakes.server import ServerThread
-from grammar import check_stream
 from openai.types.responses import Response
 
 import respgate
+from fakes.openai_upstream import FakeOpenAI
+from fakes.server import ServerThread
+from grammar import check_stream
 from respgate import Client
 
 UPSTREAM_KEY = "sk-sdk-upstream"
@@ -134,7 +134,7 @@ def test_errors_are_respgate_errors(client: Client, fake: tuple[FakeOpenAI, str]
     with pytest.raises(respgate.InvalidRequestError) as e:
         client.responses(model="mock/echo", input="x", temperature="hot")
     assert e.value.param == "temperature"
-    f, url = fake
+    _, url = fake
     with pytest.raises(respgate.UpstreamError) as u:
         client.responses(model="openai/gpt-4o", input="x", api_key=UPSTREAM_KEY, api_base=url + "/v1", bogus=1)
     assert u.value.status == 400 and u.value.param == "bogus"

@@ -22,7 +22,6 @@ from concurrent.futures import Future
 from typing import Any, Literal, TypeVar, cast
 
 import orjson
-
 from openai._models import construct_type
 from openai.lib._parsing._responses import parse_response, type_to_text_format_param
 from openai.types.responses import CompactedResponse, InputTokenCountResponse, Response, ResponseStreamEvent

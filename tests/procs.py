@@ -6,6 +6,7 @@ group, so uvicorn's worker processes too) and reaped when the test ends, pass or
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -32,9 +33,10 @@ def free_port() -> int:
         return port
 
 
-def serve_command(config_path: str | os.PathLike[str] | None, port: int, args: Sequence[str] = ()) -> list[str]:
+def serve_command(config_path: str | os.PathLike[str] | None, port: int, args: Sequence[str] = (),
+                  host: str = "127.0.0.1") -> list[str]:
     """The CLI run with this interpreter, so the child sees the same installed respgate."""
-    cmd = [sys.executable, "-m", "respgate.cli", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "respgate.cli", "serve", "--host", host, "--port", str(port)]
     if config_path is not None:
         cmd += ["--config", os.fspath(config_path)]
     return cmd + list(args)
@@ -47,6 +49,23 @@ def run_cli(args: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: s
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def process_group_members(pgid: int) -> list[int]:
+    """Pids of running (not zombie) processes whose process group is `pgid`, read from /proc."""
+    members: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its closing paren.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
 def _child_env(overrides: Mapping[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(overrides or {})
@@ -57,10 +76,9 @@ def _child_env(overrides: Mapping[str, str] | None) -> dict[str, str]:
 class ProxyProcess:
     """One `respgate serve` process: `url`, `kill9()`, `stop()`, `stderr_text()`."""
 
-    def __init__(self, cmd: list[str], port: int, *, env: Mapping[str, str] | None, cwd: str | None,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(self, cmd: list[str], port: int, *, env: Mapping[str, str] | None, cwd: str | None) -> None:
         self.port = port
-        self.url = f"http://{host}:{port}"
+        self.url = f"http://127.0.0.1:{port}"  # reachable whether it binds loopback or 0.0.0.0
         self.command = cmd
         self._log: IO[bytes] = tempfile.TemporaryFile(prefix="respgate-stderr-")  # noqa: SIM115 - closed in close()
         # A session of its own: the process group id is the pid, so one killpg reaches the workers too.
@@ -89,7 +107,7 @@ class ProxyProcess:
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/health/liveliness", timeout=1) as r:  # noqa: S310
+            with urllib.request.urlopen(self.url + "/health/liveliness", timeout=1) as r:
                 return bool(r.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -112,10 +130,12 @@ class ProxyProcess:
         return self.process.returncode
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+
+    def group_members(self) -> list[int]:
+        """Live pids in this server's process group (the supervisor and its workers); Linux only."""
+        return process_group_members(self.process.pid)
 
     def stderr_text(self) -> str:
         """Everything the process wrote to stderr and stdout so far."""
@@ -146,7 +166,7 @@ def spawn_proxy(config_path: str | os.PathLike[str] | None, *, port: int | None 
     attempts = 1 if port is not None else 3
     for attempt in range(attempts):
         chosen = port if port is not None else free_port()
-        proc = ProxyProcess(serve_command(config_path, chosen, args), chosen, env=env, cwd=workdir, host=host)
+        proc = ProxyProcess(serve_command(config_path, chosen, args, host), chosen, env=env, cwd=workdir)
         try:
             proc.wait_live()
             return proc

@@ -47,7 +47,7 @@ def serve(args: argparse.Namespace) -> int:
     uvicorn.run("respgate.proxy.server:app_from_env", factory=True, host=host, port=args.port,
                 workers=args.workers, loop="uvloop" if sys.platform != "win32" else "asyncio",
                 http="httptools", access_log=False, log_level=args.log_level, timeout_keep_alive=75,
-                server_header=False, date_header=False)
+                server_header=False, date_header=False, proxy_headers=False)
     return 0
 
 

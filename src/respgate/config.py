@@ -20,6 +20,7 @@ import yaml
 
 from .deployments import Deployment, deployment_id, split_model
 from .errors import ConfigError
+from .providers.registry import known_providers
 
 __all__ = ["Config", "GeneralSettings", "LitellmSettings", "load_config", "provider_env_defaults"]
 
@@ -231,6 +232,18 @@ class _EnvResolver:
         return None
 
 
+# Providers LiteLLM knows that respgate does not serve yet: a config naming them still loads (with a
+# warning, leaving those deployments out); any other unknown provider is a typo and stops start-up.
+LITELLM_PROVIDERS = frozenset({
+    "anthropic", "gemini", "vertex_ai", "vertex_ai_beta", "bedrock", "bedrock_converse", "sagemaker", "deepseek",
+    "groq", "mistral", "ollama", "ollama_chat", "openrouter", "together_ai", "fireworks_ai", "hosted_vllm", "vllm",
+    "xai", "cohere", "cohere_chat", "perplexity", "azure_ai", "databricks", "watsonx", "huggingface", "cerebras",
+    "sambanova", "nvidia_nim", "deepinfra", "lm_studio", "litellm_proxy", "text-completion-openai", "replicate",
+    "ai21", "cloudflare", "friendliai", "github", "dashscope", "moonshot", "volcengine", "openai_like",
+    "custom_openai", "anyscale", "nscale", "novita", "nebius", "llamafile", "lambda_ai", "hyperbolic", "featherless_ai",
+})
+
+
 def _deployments(model_list: Any, env: Mapping[str, str], *, packaged: bool) -> list[Deployment]:
     if model_list is None:
         return []
@@ -241,6 +254,10 @@ def _deployments(model_list: Any, env: Mapping[str, str], *, packaged: bool) -> 
     for i, entry in enumerate(model_list):
         d = _deployment(entry, f"model_list[{i}]", env)
         if packaged and d.api_key is None and d.provider != "mock":
+            continue
+        if d.provider not in known_providers():
+            log.warning("model_list[%d]: provider `%s` is not supported by respgate yet; deployment `%s` is "
+                        "left out", i, d.provider, d.model_name)
             continue
         d = _unique_id(d, seen_ids, f"model_list[{i}].model_info.id")
         seen_ids.add(d.id)
@@ -284,6 +301,9 @@ def _deployment(entry: Any, key: str, env: Mapping[str, str]) -> Deployment:
     provider, upstream = split_model(model)
     if not provider or not upstream:
         raise ConfigError(f"{pkey}.model", 'expected "<provider>/<model name>"')
+    if provider not in LITELLM_PROVIDERS and provider not in known_providers():
+        raise ConfigError(f"{pkey}.model",
+                          f"unknown provider `{provider}` (known: {', '.join(sorted(known_providers()))})")
     creds = {name: _opt_str(params.get(name), f"{pkey}.{name}") for name in _CREDENTIALS}
     for name, value in provider_env_defaults(provider, env).items():
         if creds[name] is None:

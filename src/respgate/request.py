@@ -36,6 +36,15 @@ INVALID_JSON_MESSAGE: Final = (
 )
 
 
+# Fields openai's types mark required that the live API (and the Open Responses spec) lets clients
+# leave out; the response echoes OpenAI's defaults for them (see shell.py).
+_API_OPTIONAL: Final[dict[str, tuple[str, ...]]] = {
+    "FunctionToolParam": ("parameters", "strict"),
+    "ResponseInputImageParam": ("detail",),
+    "ResponseInputImageContentParam": ("detail",),
+}
+
+
 def _wire_schema(schema: Any) -> Any:
     """openai's TypedDicts tuned to what the wire allows: unknown keys are errors, `Iterable[...]`
     fields are plain lists (pydantic validates iterables lazily, i.e. never, for our purpose),
@@ -53,6 +62,10 @@ def _wire_schema(schema: Any) -> Any:
         out["type"] = "list"
     elif kind == "typed-dict":
         out["extra_behavior"] = "forbid"
+        relaxed = _API_OPTIONAL.get(getattr(schema.get("cls"), "__name__", ""), ())
+        for name in relaxed:
+            if name in out.get("fields", {}):
+                out["fields"][name] = {**out["fields"][name], "required": False}
     elif kind == "union":  # members are told apart by their `type` tags: the first match is the one
         out["mode"] = "left_to_right"
     return out

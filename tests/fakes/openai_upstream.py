@@ -66,7 +66,11 @@ COMPACT_PARAMETERS = frozenset(ResponseCompactParams.__annotations__)
 INPUT_TOKENS_PARAMETERS = frozenset(InputTokenCountParams.__annotations__)
 
 # The SDK marks these Required, but the live API accepts requests without them.
-_API_OPTIONAL_KEYS = {"FunctionToolParam": frozenset({"parameters", "strict"})}
+_API_OPTIONAL_KEYS = {
+    "FunctionToolParam": frozenset({"parameters", "strict"}),
+    "ResponseInputImageParam": frozenset({"detail"}),
+    "ResponseInputImageContentParam": frozenset({"detail"}),
+}
 # Keys the live API accepts beyond the SDK's params: /responses/compact hands back user messages
 # with ids, and the docs say to send that output as the next input.
 _API_EXTRA_KEYS: dict[str, dict[str, Any]] = {"Message": {"id": str}}
@@ -161,10 +165,17 @@ def _strict_typeddict(td: Any) -> Any:
     relaxed = _API_OPTIONAL_KEYS.get(td.__name__, frozenset())
     hints = typing.get_type_hints(td, include_extras=True)
     extra = _API_EXTRA_KEYS.get(td.__name__, {})
-    closed.__annotations__ = {k: _strict(v) for k, v in hints.items()} | extra
+    closed.__annotations__ = {k: _strict(_optional(v) if k in relaxed else v) for k, v in hints.items()} | extra
     closed.__required_keys__ = frozenset(td.__required_keys__) - relaxed
     closed.__optional_keys__ = frozenset(td.__optional_keys__) | relaxed | frozenset(extra)
     return closed
+
+
+def _optional(hint: Any) -> Any:
+    """`Required[X]` -> `NotRequired[X]`: a key the SDK demands but the live API does not."""
+    if get_origin(hint) is Required:
+        return NotRequired[get_args(hint)[0]]
+    return hint if get_origin(hint) is NotRequired else NotRequired[hint]
 
 
 @functools.cache
@@ -461,6 +472,7 @@ def response_body(
         "background": bool(request.get("background")),
         "completed_at": int(time.time()) if status in ("completed", "incomplete") else None,
         "error": None,
+        "frequency_penalty": request.get("frequency_penalty", 0.0),
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "instructions": request.get("instructions"),
         "max_output_tokens": request.get("max_output_tokens"),
@@ -468,6 +480,7 @@ def response_body(
         "model": MODEL_SNAPSHOTS.get(request["model"], request["model"]),
         "output": output,
         "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "presence_penalty": request.get("presence_penalty", 0.0),
         "previous_response_id": request.get("previous_response_id"),
         "prompt_cache_key": request.get("prompt_cache_key"),
         "reasoning": {"effort": None, "summary": None, **(request.get("reasoning") or {})},

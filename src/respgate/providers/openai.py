@@ -31,6 +31,15 @@ class ResponsesPassthrough:
 
     def __init__(self, provider: str) -> None:
         self.provider = provider
+        # Per deployment, made once: the create URL, headers and timeout (the hot path reuses them).
+        self._wire: dict[str, tuple[str, list[tuple[str, str]], dict[str, str], aiohttp.ClientTimeout]] = {}
+
+    def _wire_for(self, d: Deployment) -> tuple[str, list[tuple[str, str]], dict[str, str], aiohttp.ClientTimeout]:
+        wire = self._wire.get(d.id)
+        if wire is None:
+            url, query = self.url(d)
+            wire = self._wire[d.id] = (url, query, self.headers(d), self._timeout(d))
+        return wire
 
     # -- wire --------------------------------------------------------------------------------------
 
@@ -76,7 +85,7 @@ class ResponsesPassthrough:
     # -- calls -------------------------------------------------------------------------------------
 
     async def create(self, req: ProviderRequest) -> dict[str, Any]:
-        url, query = self.url(req.deployment)
+        url, query, _, _ = self._wire_for(req.deployment)
         return await self._json(req.http, "POST", req.deployment, url, query, self.upstream_body(req, stream=False))
 
     async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
@@ -126,9 +135,10 @@ class ResponsesPassthrough:
     async def _json(self, http: aiohttp.ClientSession | None, method: str, d: Deployment, url: str,
                     query: list[tuple[str, str]], body: bytes | None) -> dict[str, Any]:
         assert http is not None
+        _, _, headers, timeout = self._wire_for(d)
         try:
-            async with http.request(method, url, params=query or None, data=body, headers=self.headers(d),
-                                    timeout=self._timeout(d)) as resp:
+            async with http.request(method, url, params=query or None, data=body, headers=headers,
+                                    timeout=timeout) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise self._upstream_error(resp.status, raw, d)
@@ -152,7 +162,7 @@ class ResponsesPassthrough:
         assert http is not None
         timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=d.timeout or 600.0)
         try:
-            async with http.request(method, url, params=query or None, data=body, headers=self.headers(d),
+            async with http.request(method, url, params=query or None, data=body, headers=self._wire_for(d)[2],
                                     timeout=timeout) as resp:
                 if resp.status >= 400:
                     raise self._upstream_error(resp.status, await resp.read(), d)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -17,11 +17,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ..config import Config
 from ..errors import GatewayTimeoutError, InvalidRequestError, NotFoundError, RequestTooLargeError, RespgateError
 from ..events import Event
 from ..gateway import Gateway, Principal
+from ..request import INVALID_JSON_MESSAGE
 from ..store.factory import open_store
 from .auth import Authenticator
 from .openapi import openapi_document
@@ -29,6 +31,8 @@ from .openapi import openapi_document
 log = logging.getLogger("respgate.proxy")
 
 _JSON = "application/json"
+_CREATE_PATHS = frozenset({"/v1/responses", "/responses"})
+_SERVER_ERROR = "The server had an error while processing your request."
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -50,8 +54,67 @@ class Proxy:
         self.auth = Authenticator(config.general.master_key)
         self.max_body = config.general.max_request_body_bytes
         self.timeout = config.general.request_timeout
-        self.app = Starlette(routes=self._routes(), lifespan=self._lifespan,
-                             exception_handlers={HTTPException: _http_exception, Exception: _unexpected})
+        self.routes = Starlette(routes=self._routes(), lifespan=self._lifespan,
+                                exception_handlers={HTTPException: _http_exception, Exception: _unexpected})
+
+    @property
+    def app(self) -> Proxy:
+        """The ASGI application (the proxy itself)."""
+        return self
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry. `POST /v1/responses` — the hot path — is served straight from ASGI messages;
+        everything else goes through Starlette's routing."""
+        if scope["type"] == "http" and scope["path"] in _CREATE_PATHS:
+            if scope["method"] == "POST":
+                await self._create_fast(scope, receive, send)
+            else:
+                err = _method_not_allowed(scope["method"], scope["path"])
+                await _send_json(send, err.status, err.to_json(), [(b"allow", b"POST")])
+        else:
+            await self.routes(scope, receive, send)
+
+    async def _create_fast(self, scope: Scope, receive: Receive, send: Send) -> None:
+        authorization = api_key = length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"api-key":
+                api_key = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value
+        try:
+            principal = self.auth.authenticate(authorization, api_key)
+            if length is not None and length.isdigit() and int(length) > self.max_body:
+                raise self._too_large()
+            chunks: list[bytes] = []
+            size = 0
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    raise self._too_large()
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            body = parse_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            if isinstance(body, dict) and body.get("stream") is True:
+                events = await self._with_timeout(self.gateway.stream(body, principal))
+                await _sse(events)(scope, receive, send)
+                return
+            raw = await self._with_timeout(self.gateway.create(body, principal))
+            await _send_json(send, 200, raw, ())
+        except RespgateError as e:
+            await _send_json(send, e.status, e.to_json(), [(k.encode(), v.encode()) for k, v in e.headers.items()])
+        except Exception as e:  # a bug: answer in OpenAI's shape, log without request content
+            log.error("unhandled %s on POST %s", type(e).__name__, scope["path"], exc_info=e)
+            await _send_json(send, 500, RespgateError(_SERVER_ERROR).to_json(), ())
+
+    def _too_large(self) -> RequestTooLargeError:
+        return RequestTooLargeError(f"The request body exceeds the limit of {self.max_body} bytes.")
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -63,7 +126,6 @@ class Proxy:
 
     def _routes(self) -> list[Route]:
         table: list[tuple[str, Callable[[Request], Awaitable[Response]], list[str]]] = [
-            ("/responses", self.create_response, ["POST"]),
             ("/responses/compact", self.compact, ["POST"]),
             ("/responses/input_tokens", self.input_tokens, ["POST"]),
             ("/responses/{response_id}", self.retrieve, ["GET"]),
@@ -104,22 +166,15 @@ class Proxy:
     async def _json_body(self, request: Request) -> Any:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            raise RequestTooLargeError(f"The request body exceeds the limit of {self.max_body} bytes.")
+            raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > self.max_body:
-                raise RequestTooLargeError(f"The request body exceeds the limit of {self.max_body} bytes.")
+                raise self._too_large()
             chunks.append(chunk)
-        raw = b"".join(chunks)
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise InvalidRequestError(
-                "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
-                "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
-                "valid JSON.)", code="invalid_json") from None
+        return parse_json(b"".join(chunks))
 
     async def _with_timeout(self, work: Awaitable[Any]) -> Any:
         try:
@@ -133,15 +188,7 @@ class Proxy:
         principal: Principal = request.state.principal
         return principal
 
-    # -- /v1/responses -------------------------------------------------------------------------------
-
-    async def create_response(self, request: Request) -> Response:
-        body = await self._json_body(request)
-        principal = self._principal(request)
-        if isinstance(body, dict) and body.get("stream") is True:
-            events = await self._with_timeout(self.gateway.stream(body, principal))
-            return _sse(events)
-        return json_response(await self._with_timeout(self.gateway.create(body, principal)))
+    # -- /v1/responses/... (POST /v1/responses itself is `_create_fast`) ----------------------------
 
     async def retrieve(self, request: Request) -> Response:
         response_id = request.path_params["response_id"]
@@ -205,6 +252,20 @@ class Proxy:
         return json_response(openapi_document())
 
 
+def parse_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequestError(INVALID_JSON_MESSAGE, code="invalid_json") from None
+
+
+async def _send_json(send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _sse(events: AsyncIterator[Event]) -> StreamingResponse:
     async def frames() -> AsyncIterator[bytes]:
         async for ev in events:
@@ -233,13 +294,16 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         return error_response(NotFoundError(f"Invalid URL ({request.method} {request.url.path})",
                                             code="unknown_url"))
     if status == 405:
-        return error_response(RespgateError(f"Method {request.method} is not allowed on {request.url.path}.",
-                                            status=405, type="invalid_request_error",
-                                            code="method_not_allowed"))
+        return error_response(_method_not_allowed(request.method, request.url.path))
     return error_response(RespgateError(str(getattr(exc, "detail", "error")), status=status,
                                         type="invalid_request_error"))
 
 
+def _method_not_allowed(method: str, path: str) -> RespgateError:
+    return RespgateError(f"Method {method} is not allowed on {path}.", status=405, type="invalid_request_error",
+                         code="method_not_allowed")
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return error_response(RespgateError("The server had an error while processing your request."))
+    return error_response(RespgateError(_SERVER_ERROR))

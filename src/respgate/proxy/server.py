@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 
-from starlette.applications import Starlette
-
 from ..config import load_config
 from .app import Proxy
 
 CONFIG_ENV = "RESPGATE_CONFIG"
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> Proxy:
     return Proxy(load_config(os.environ.get(CONFIG_ENV) or None)).app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,4 +139,7 @@ def test_two_workers_share_the_store(tmp_path: Path, procs: ProxyProcesses) -> N
             got = httpx.get(f"{server.url}/v1/responses/{rid}", headers=headers)
             assert got.status_code == 200 and got.content == body, (rid, got.text)
     assert server.stop() == 0
+    deadline = time.monotonic() + 5  # killed workers may take a moment to leave the process table
+    while server.group_members() and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert server.group_members() == []

@@ -237,3 +237,31 @@ model_list:
     with sdk(server) as client:
         follow = client.responses.create(model="gpt-4o", input="recall", previous_response_id=told[-1][0])
     assert follow.output_text == "native stream"  # the upstream still holds the chain it was given
+
+
+def test_native_background_response_is_not_failed_by_a_restart(
+        tmp_path: Path, procs: ProxyProcesses, fake_openai: tuple[FakeOpenAI, str]) -> None:
+    """The upstream, not the gateway, runs a passthrough background response: a gateway restart must not
+    end it, and a later retrieve reports how the upstream finished it."""
+    fake, url = fake_openai
+    models = f"""
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {{model: openai/gpt-4o, api_base: "{url}/v1", api_key: "{UPSTREAM_KEY}"}}
+"""
+    config = write_config(tmp_path, models)
+    server = procs.spawn(config)
+    with sdk(server) as client:
+        queued = client.responses.create(model="gpt-4o", input="in the background", background=True)
+    assert queued.status in ("queued", "in_progress")
+    server.kill9()
+    server = procs.spawn(config)
+    deadline = time.monotonic() + 10
+    with sdk(server) as client:
+        got = client.responses.retrieve(queued.id)
+        while got.status in ("queued", "in_progress") and time.monotonic() < deadline:
+            time.sleep(0.02)
+            got = client.responses.retrieve(queued.id)
+    upstream = next(iter(fake.responses.values())).body
+    assert got.status == upstream["status"] == "completed", got.error
+    assert got.output_text == "Echo: in the background"

@@ -21,7 +21,8 @@ KEY = "sk-upstream"
 RESPONSE_KEYS = [
     "id", "object", "created_at", "status", "background", "completed_at", "error", "frequency_penalty",
     "incomplete_details", "instructions", "max_output_tokens", "max_tool_calls", "model", "output",
-    "parallel_tool_calls", "presence_penalty", "previous_response_id", "prompt_cache_key", "reasoning", "safety_identifier", "service_tier", "store",
+    "parallel_tool_calls", "presence_penalty", "previous_response_id", "prompt_cache_key", "reasoning",
+    "safety_identifier", "service_tier", "store",
     "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "usage", "user",
     "metadata",
 ]  # fmt: skip

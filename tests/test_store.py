@@ -196,6 +196,20 @@ async def test_mark_unfinished_failed(store: Store) -> None:
     assert await store.mark_unfinished_failed() == 0
 
 
+async def test_mark_unfinished_failed_keeps_what_an_upstream_runs(store: Store) -> None:
+    upstream_held = record("resp_up", status="in_progress")
+    upstream_held.provider = "openai"
+    await store.save(upstream_held)
+    local = record("resp_local", status="queued")
+    local.provider = "mock"
+    await store.save(local)
+    assert await store.mark_unfinished_failed(keep_providers=frozenset({"openai", "azure"})) == 1
+    kept = await store.get("resp_up")
+    assert kept is not None and kept.status == "in_progress"
+    failed = await store.get("resp_local")
+    assert failed is not None and failed.status == "failed"
+
+
 # -- SQLite only ---------------------------------------------------------------------------------
 
 
@@ -297,18 +311,16 @@ async def test_sqlite_unopenable_path_is_unavailable(tmp_path: Path) -> None:
     await store.close()
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores file permissions")
-async def test_sqlite_read_only_directory_is_unavailable_then_recovers(tmp_path: Path) -> None:
-    directory = tmp_path / "ro"
-    directory.mkdir()
-    directory.chmod(0o500)
-    try:
-        store = SqliteStore(str(directory / "rg.db"), busy_timeout=0.05)
-        await store.open()
-        with pytest.raises(ServiceUnavailableError):
-            await store.save(record("resp_1"))
-    finally:
-        directory.chmod(0o700)
+async def test_sqlite_unopenable_path_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    # A file where the database's directory should be: unwritable whoever runs the test (root too).
+    blocker = tmp_path / "db-dir"
+    blocker.write_text("not a directory")
+    store = SqliteStore(str(blocker / "rg.db"), busy_timeout=0.05)
+    await store.open()
+    with pytest.raises(ServiceUnavailableError):
+        await store.save(record("resp_1"))
+    blocker.unlink()
+    blocker.mkdir()
     await store.save(record("resp_1"))
     assert await store.get("resp_1") is not None
     await store.close()

@@ -27,7 +27,7 @@ from .events import Event
 from .ids import decode_response_id, encode_response_id, new_local_response_id
 from .providers.base import Provider, ProviderRequest, StatefulProvider
 from .providers.mock import count_tokens
-from .providers.registry import build_providers
+from .providers.registry import STATEFUL_PROVIDERS, build_providers
 from .request import normalize_input, validate_create, validate_passthrough
 from .shell import response_shell
 from .store.base import ResponseRecord, Store
@@ -63,7 +63,8 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.open()
-        await self.store.mark_unfinished_failed()
+        # Only what this gateway was running died with it; an upstream's background work goes on.
+        await self.store.mark_unfinished_failed(keep_providers=STATEFUL_PROVIDERS)
         if self._http is None:
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300,
                                              keepalive_timeout=60)

@@ -16,6 +16,10 @@ _FACTORIES: dict[str, Callable[[], Provider]] = {
 }
 
 
+# Providers whose upstream keeps responses (and runs background ones) itself.
+STATEFUL_PROVIDERS = frozenset({"openai", "azure"})
+
+
 def known_providers() -> frozenset[str]:
     return frozenset(_FACTORIES)
 

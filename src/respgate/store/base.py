@@ -55,5 +55,6 @@ class Store(Protocol):
     ) -> tuple[list[dict[str, Any]], bool]:
         """A page of a response's input items and whether more follow (OpenAI's list semantics)."""
 
-    async def mark_unfinished_failed(self) -> int:
-        """At start-up: responses left `queued`/`in_progress` by a dead process become `failed`."""
+    async def mark_unfinished_failed(self, keep_providers: frozenset[str] = frozenset()) -> int:
+        """At start-up: responses left `queued`/`in_progress` by a dead process become `failed`, except
+        those of `keep_providers`, whose upstream runs them (OpenAI's own background responses)."""

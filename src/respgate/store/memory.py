@@ -78,10 +78,10 @@ class MemoryStore:
             page, has_more = window[:limit], len(window) > limit
         return [orjson.loads(orjson.dumps(item)) for item in page], has_more
 
-    async def mark_unfinished_failed(self) -> int:
+    async def mark_unfinished_failed(self, keep_providers: frozenset[str] = frozenset()) -> int:
         marked = 0
         for record in self._records.values():
-            if record.status in _UNFINISHED:
+            if record.status in _UNFINISHED and record.provider not in keep_providers:
                 record.status = "failed"
                 record.response["status"] = "failed"
                 record.response["error"] = dict(RESTARTED_ERROR)

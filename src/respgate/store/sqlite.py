@@ -212,10 +212,12 @@ class SqliteStore:
 
         return await self._write(apply)
 
-    async def mark_unfinished_failed(self) -> int:
+    async def mark_unfinished_failed(self, keep_providers: frozenset[str] = frozenset()) -> int:
         def apply(conn: sqlite3.Connection) -> int:
             rows = conn.execute(
                 "SELECT id, response FROM responses WHERE status IN ('queued', 'in_progress')"
+                " AND provider NOT IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(sorted(keep_providers)).decode(),),
             ).fetchall()
             now = time.time()
             for response_id, text in rows:

@@ -163,7 +163,9 @@ class Gateway:
                 raise InvalidRequestError(
                     f"`background` is not available yet for model `{model}` (provider {deployment.provider}).",
                     param="background", code="unsupported_parameter")
-        req = ProviderRequest(deployment=deployment, body=body, response_id="", shell={}, http=self._http)
+        req = ProviderRequest(deployment=deployment, body=body, response_id="", shell={}, http=self._http,
+                              drop_params=bool(deployment.extra.get("drop_params",
+                                                                    self.config.litellm_settings.drop_params)))
 
         chain = await self._chain(req, provider, principal)
         req.turn_items = normalize_input(body.get("input"))

@@ -27,6 +27,7 @@ class ProviderRequest:
     input_items: list[dict[str, Any]] = field(default_factory=list)  # chain + new input, normalised
     turn_items: list[dict[str, Any]] = field(default_factory=list)  # this turn's own input, for the store
     previous_upstream_id: str | None = None  # set when the upstream itself holds the previous response
+    drop_params: bool = False  # LiteLLM's setting: drop what the target cannot honour instead of a 400
     http: aiohttp.ClientSession | None = None
 
 

@@ -16,9 +16,10 @@ import aiohttp
 import orjson
 
 from ..deployments import Deployment
-from ..errors import BadGatewayError, GatewayTimeoutError, RespgateError, UpstreamError
+from ..errors import BadGatewayError
 from ..events import Event
 from .base import ProviderRequest
+from .http import Query, call_timeout, request_json, request_sse
 
 _OPENAI_BASE = "https://api.openai.com/v1"
 _AZURE_V1_VERSIONS = frozenset({"", "v1", "preview", "latest"})
@@ -38,7 +39,7 @@ class ResponsesPassthrough:
         wire = self._wire.get(d.id)
         if wire is None:
             url, query = self.url(d)
-            wire = self._wire[d.id] = (url, query, self.headers(d), self._timeout(d))
+            wire = self._wire[d.id] = (url, query, self.headers(d), call_timeout(d))
         return wire
 
     # -- wire --------------------------------------------------------------------------------------
@@ -129,74 +130,20 @@ class ResponsesPassthrough:
 
     # -- transport ---------------------------------------------------------------------------------
 
-    def _timeout(self, d: Deployment) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=d.timeout or 600.0, connect=min(d.timeout or 10.0, 10.0))
-
     async def _json(self, http: aiohttp.ClientSession | None, method: str, d: Deployment, url: str,
-                    query: list[tuple[str, str]], body: bytes | None) -> dict[str, Any]:
-        assert http is not None
+                    query: Query, body: bytes | None) -> dict[str, Any]:
         _, _, headers, timeout = self._wire_for(d)
-        try:
-            async with http.request(method, url, params=query or None, data=body, headers=headers,
-                                    timeout=timeout) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise self._upstream_error(resp.status, raw, d)
-        except RespgateError:
-            raise
-        except TimeoutError as e:
-            raise GatewayTimeoutError(f"The upstream for model `{d.model_name}` did not answer in time.") from e
-        except aiohttp.ClientError as e:
-            raise BadGatewayError(f"The upstream for model `{d.model_name}` is unreachable "
-                                  f"({type(e).__name__}).") from e
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            raise BadGatewayError(f"The upstream for model `{d.model_name}` answered with invalid JSON.")
-        return parsed
+        return await request_json(http, method, d, url, query, body, headers, timeout)
 
     async def _sse(self, http: aiohttp.ClientSession | None, d: Deployment, method: str, url: str,
-                   query: list[tuple[str, str]], body: bytes | None) -> AsyncIterator[Event]:
-        assert http is not None
-        timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=d.timeout or 600.0)
+                   query: Query, body: bytes | None) -> AsyncIterator[Event]:
         try:
-            async with http.request(method, url, params=query or None, data=body, headers=self._wire_for(d)[2],
-                                    timeout=timeout) as resp:
-                if resp.status >= 400:
-                    raise self._upstream_error(resp.status, await resp.read(), d)
-                event_type: str | None = None
-                async for line in resp.content:
-                    if line.startswith(b"data:"):
-                        data = line[5:].strip()
-                        if data == b"[DONE]":
-                            break
-                        if event_type is None:
-                            ev = Event("", data=data)
-                            ev.type = str(ev.obj.get("type", ""))
-                        else:
-                            ev = Event(event_type, data=data)
-                        event_type = None
-                        yield ev
-                    elif line.startswith(b"event:"):
-                        event_type = line[6:].strip().decode()
-        except RespgateError:
-            raise
-        except TimeoutError as e:
-            raise GatewayTimeoutError(f"The upstream for model `{d.model_name}` stopped sending events.") from e
-        except (aiohttp.ClientError, orjson.JSONDecodeError) as e:
-            raise BadGatewayError(f"The stream from the upstream for model `{d.model_name}` broke "
-                                  f"({type(e).__name__}).") from e
-
-    def _upstream_error(self, status: int, raw: bytes, d: Deployment) -> RespgateError:
-        if status in (401, 403):
-            # The gateway's own credentials were refused: not the client's fault, and the upstream's message
-            # may quote (part of) our key.
-            return BadGatewayError(
-                f"The upstream for model `{d.model_name}` refused the gateway's credentials "
-                f"(HTTP {status}); check the deployment's api_key.", code="upstream_auth_failed")
-        err = UpstreamError.from_body(status, raw, self.provider)
-        if d.api_key and d.api_key in err.message:
-            err.message = err.message.replace(d.api_key, "***")
-        return err
+            async for name, data in request_sse(http, method, d, url, query, body, self._wire_for(d)[2]):
+                if name is None:  # a server that sends only `data:` lines: the type is inside
+                    ev = Event("", data=data)
+                    ev.type = str(ev.obj.get("type", ""))
+                    yield ev
+                else:
+                    yield Event(name, data=data)
+        except orjson.JSONDecodeError as e:
+            raise BadGatewayError(f"The upstream for model `{d.model_name}` sent an event that is not JSON.") from e

@@ -40,12 +40,12 @@ def upstream_error(status: int, raw: bytes, d: Deployment) -> RespgateError:
 
 async def request_json(http: aiohttp.ClientSession | None, method: str, d: Deployment, url: str, query: Query,
                        body: bytes | None, headers: dict[str, str],
-                       timeout: aiohttp.ClientTimeout) -> dict[str, Any]:
+                       limits: aiohttp.ClientTimeout) -> dict[str, Any]:
     """One call; the parsed JSON object, or the mapped error."""
     assert http is not None, "Gateway.start() opens the HTTP session"
     try:
         async with http.request(method, url, params=query or None, data=body, headers=headers,
-                                timeout=timeout) as resp:
+                                timeout=limits) as resp:
             raw = await resp.read()
             if resp.status >= 400:
                 raise upstream_error(resp.status, raw, d)

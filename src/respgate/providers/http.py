@@ -5,7 +5,7 @@ which may quote our key)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -66,7 +66,7 @@ async def request_json(http: aiohttp.ClientSession | None, method: str, d: Deplo
 
 
 async def request_sse(http: aiohttp.ClientSession | None, method: str, d: Deployment, url: str, query: Query,
-                      body: bytes | None, headers: dict[str, str]) -> AsyncIterator[tuple[str | None, bytes]]:
+                      body: bytes | None, headers: dict[str, str]) -> AsyncGenerator[tuple[str | None, bytes]]:
     """A server-sent event stream as (event name or None, data) pairs, until `[DONE]` or the end.
     Errors before the first pair raise mapped errors, as do breaks and stalls later."""
     assert http is not None, "Gateway.start() opens the HTTP session"

@@ -19,18 +19,21 @@ import pytest
 
 import compliance as c
 from conftest import MASTER_KEY, MOCK_MODELS, ProxyFactory
+from fakes.chat_upstream import FakeChat
 from fakes.openai_upstream import FakeOpenAI
 from fakes.server import ServerThread
 
 # --- targets and today's known failures ------------------------------------------------------------
 
 NATIVE = "native"
+BRIDGED = "bridged"  # openrouter/ (images and files) through the Chat Completions bridge, on the fake chat upstream
 MOCKS = ("mock/echo", "mock/tool", "mock/reasoning")
-TARGETS = (*MOCKS, NATIVE)
+TARGETS = (*MOCKS, NATIVE, BRIDGED)
 TOOL_CHECKS = ("tool-calling", "tool-calling-streaming", "function-call-roundtrip")
 # Models that call tools; mock/echo and mock/reasoning never do, by design.
-TOOL_TARGETS = ("mock/tool", NATIVE)
-PROMPTS = {NATIVE: c.Prompts(tool="call get_weather for San Francisco")}  # the fake's tool-call probe
+TOOL_TARGETS = ("mock/tool", NATIVE, BRIDGED)
+PROMPTS = {NATIVE: c.Prompts(tool="call get_weather for San Francisco"),  # the fakes' tool-call probe
+           BRIDGED: c.Prompts(tool="call get_weather for San Francisco")}
 
 
 # A failure we understand goes here as (target, check) -> the bug, and runs as xfail(strict=True)
@@ -62,6 +65,11 @@ def serve(start_proxy: ProxyFactory) -> Iterator[Callable[[str], httpx.Client]]:
                 server = stack.enter_context(ServerThread(fake.app))
                 config += (f"  - model_name: gpt-4o\n    litellm_params: {{model: openai/gpt-4o, "
                            f"api_base: \"{server.url}/v1\", api_key: sk-upstream-compliance}}\n")
+            if target == BRIDGED:
+                chat = FakeChat(api_key="sk-chat-compliance", reasoning_field="reasoning")
+                server = stack.enter_context(ServerThread(chat.app))
+                config += (f"  - model_name: bridged\n    litellm_params: {{model: openrouter/some/model, "
+                           f"api_base: \"{server.url}/v1\", api_key: sk-chat-compliance}}\n")
             proxy = start_proxy(config)
             return stack.enter_context(httpx.Client(base_url=proxy.url + "/v1", timeout=30,
                                                     headers={"Authorization": f"Bearer {MASTER_KEY}"}))

@@ -20,6 +20,7 @@ import yaml
 
 from .deployments import Deployment, deployment_id, split_model
 from .errors import ConfigError
+from .providers.chat.profiles import PROFILES
 from .providers.registry import known_providers
 
 __all__ = ["Config", "GeneralSettings", "LitellmSettings", "load_config", "provider_env_defaults"]
@@ -106,7 +107,10 @@ def provider_env_defaults(provider: str, env: Mapping[str, str] | None = None) -
     """`api_key` / `api_base` / `api_version` a provider takes from the environment when not configured."""
     env = os.environ if env is None else env
     found: dict[str, str] = {}
-    for param, names in _PROVIDER_ENV.get(provider, ()):
+    table = _PROVIDER_ENV.get(provider)
+    if table is None and (profile := PROFILES.get(provider)) is not None:
+        table = (("api_key", profile.api_key_env), ("api_base", profile.api_base_env))
+    for param, names in table or ():
         value = next((env[n] for n in names if env.get(n)), None)
         if value is not None:
             found[param] = value
@@ -308,6 +312,9 @@ def _deployment(entry: Any, key: str, env: Mapping[str, str]) -> Deployment:
     for name, value in provider_env_defaults(provider, env).items():
         if creds[name] is None:
             creds[name] = value
+    profile = PROFILES.get(provider)
+    if profile is not None and profile.default_api_base is None and creds["api_base"] is None:
+        raise ConfigError(f"{pkey}.api_base", f"required for provider `{provider}` (it has no default endpoint)")
     extra = {k: v for k, v in params.items() if k not in _DEPLOYMENT_OWN}
     _opt_number(extra.get("stream_timeout"), f"{pkey}.stream_timeout", positive=True)
     _opt_number(extra.get("weight"), f"{pkey}.weight", positive=True)

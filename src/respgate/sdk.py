@@ -4,6 +4,8 @@
     respgate.responses(..., stream=True)                           -> iterator of ResponseStreamEvent
     await respgate.aresponses(...)                                 -> the same, async
     respgate.get_responses / delete_responses / cancel_responses / list_input_items / compact_responses
+    respgate.completion(model="mock/echo", messages=[...])         -> openai.types.chat.ChatCompletion
+    respgate.completion(..., stream=True) / await acompletion(...) -> ChatCompletionChunks, sync / async
 
 Each call names its deployment directly (`provider/model`, keys from arguments or the usual
 environment variables); a `Client(config=...)` serves a config's model groups instead. Results
@@ -16,20 +18,24 @@ All work runs on one private event loop in a daemon thread, so the sync function
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from typing import Any, Literal, TypeVar, cast
 
 import orjson
 from openai._models import construct_type
+from openai.lib._parsing._completions import parse_chat_completion, type_to_response_format_param
 from openai.lib._parsing._responses import parse_response, type_to_text_format_param
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import CompactedResponse, InputTokenCountResponse, Response, ResponseStreamEvent
 from openai.types.responses.response_item_list import ResponseItemList
 
+from . import chatapi
 from .config import Config, provider_env_defaults
 from .deployments import Deployment, split_model
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, RespgateError
 from .events import Event
 from .gateway import Gateway, Principal
 from .ids import decode_response_id
@@ -224,6 +230,47 @@ class Client:
     async def acount_input_tokens(self, model: str, input: Any = None, **kw: Any) -> InputTokenCountResponse:
         return await self._arun(self._input_tokens(model, input, kw))
 
+    # -- chat completions ------------------------------------------------------------------------------
+
+    def _chat_body(self, model: str, messages: Any, params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The chat body; a pydantic `response_format` becomes its json_schema and is parsed back later."""
+        response_format = params.get("response_format")
+        body, _ = self._body(model, None, params)
+        body["messages"] = messages
+        if isinstance(response_format, type):
+            body["response_format"] = type_to_response_format_param(response_format)
+            return body, response_format
+        return body, None
+
+    def _to_chat_completion(self, completion: dict[str, Any], body: dict[str, Any], response_format: Any) -> Any:
+        parsed = _as(ChatCompletion, completion)
+        if response_format is None:
+            return parsed
+        return parse_chat_completion(response_format=response_format, input_tools=body.get("tools") or [],
+                                     chat_completion=parsed)
+
+    def completion(self, model: str, messages: Any, *, stream: bool = False, **params: Any) -> Any:
+        """LiteLLM's `completion`: a `ChatCompletion` (parsed when `response_format` is a pydantic type),
+        or with `stream=True` an iterator of `ChatCompletionChunk`."""
+        deployment = self._deployment(model, params)
+        body, response_format = self._chat_body(model, messages, params)
+        if stream:
+            body["stream"] = True
+            chunks = self._run(chatapi.stream(self._gateway, body, _SDK, deployment))
+            return SyncEventStream(self, chunks, parse=_parse_chunk)
+        completion = self._run(chatapi.create(self._gateway, body, _SDK, deployment))
+        return self._to_chat_completion(completion, body, response_format)
+
+    async def acompletion(self, model: str, messages: Any, *, stream: bool = False, **params: Any) -> Any:
+        deployment = self._deployment(model, params)
+        body, response_format = self._chat_body(model, messages, params)
+        if stream:
+            body["stream"] = True
+            chunks = await self._arun(chatapi.stream(self._gateway, body, _SDK, deployment))
+            return AsyncEventStream(self, chunks, parse=_parse_chunk)
+        completion = await self._arun(chatapi.create(self._gateway, body, _SDK, deployment))
+        return self._to_chat_completion(completion, body, response_format)
+
 
 def _as(type_: type[T], value: object) -> T:
     """Build an openai type the way the openai client does: leniently, keeping unknown fields, so that
@@ -244,12 +291,22 @@ def _parse_event(ev: Event) -> ResponseStreamEvent:
     return _as(ResponseStreamEvent, ev.obj)  # type: ignore[arg-type]
 
 
+def _parse_chunk(ev: Event) -> ChatCompletionChunk:
+    """A chunk; an error frame raises, as the openai client raises on one."""
+    if ev.type == "error":
+        err = ev.obj["error"]
+        raise RespgateError(err["message"], code=err.get("code"), type=err.get("type"), param=err.get("param"))
+    return _as(ChatCompletionChunk, ev.obj)
+
+
 class SyncEventStream:
     """Iterate `ResponseStreamEvent`s; `close()` (or leaving a `with` block) stops the upstream call."""
 
-    def __init__(self, client: Client, events: AsyncIterator[Event]) -> None:
+    def __init__(self, client: Client, events: AsyncIterator[Event],
+                 parse: Callable[[Event], Any] = _parse_event) -> None:
         self._client = client
         self._events = events
+        self._parse = parse
 
     def __iter__(self) -> Iterator[ResponseStreamEvent]:
         try:
@@ -257,7 +314,7 @@ class SyncEventStream:
                 ev = self._client._run(_next(self._events))
                 if ev is None:
                     return
-                yield _parse_event(ev)
+                yield self._parse(ev)
         finally:
             self.close()
 
@@ -274,9 +331,11 @@ class SyncEventStream:
 
 
 class AsyncEventStream:
-    def __init__(self, client: Client, events: AsyncIterator[Event]) -> None:
+    def __init__(self, client: Client, events: AsyncIterator[Event],
+                 parse: Callable[[Event], Any] = _parse_event) -> None:
         self._client = client
         self._events = events
+        self._parse = parse
 
     def __aiter__(self) -> AsyncIterator[ResponseStreamEvent]:
         return self._iterate()
@@ -287,7 +346,7 @@ class AsyncEventStream:
                 ev = await self._client._arun(_next(self._events))
                 if ev is None:
                     return
-                yield _parse_event(ev)
+                yield self._parse(ev)
         finally:
             await self.aclose()
 
@@ -318,6 +377,7 @@ def default_client() -> Client:
     with _default_lock:
         if _default is None:
             _default = Client()
+            atexit.register(_default.close)  # its connection pool closes cleanly at interpreter exit
         return _default
 
 
@@ -368,3 +428,10 @@ def compact_responses(model: str, input: Any = None, **kw: Any) -> CompactedResp
 async def acompact_responses(model: str, input: Any = None, **kw: Any) -> CompactedResponse:
     return await default_client().acompact_responses(model, input, **kw)
 
+
+def completion(model: str, messages: Any, **kw: Any) -> Any:
+    return default_client().completion(model, messages, **kw)
+
+
+async def acompletion(model: str, messages: Any, **kw: Any) -> Any:
+    return await default_client().acompletion(model, messages, **kw)

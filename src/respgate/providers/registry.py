@@ -6,13 +6,22 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from .base import Provider
+from .chat.profiles import PROFILES, ChatProfile
+from .chat.provider import ChatCompletionsProvider
 from .mock import MockProvider
 from .openai import ResponsesPassthrough
+
+
+def _chat(profile: ChatProfile) -> Callable[[], Provider]:
+    return lambda: ChatCompletionsProvider(profile)
+
 
 _FACTORIES: dict[str, Callable[[], Provider]] = {
     "openai": lambda: ResponsesPassthrough("openai"),
     "azure": lambda: ResponsesPassthrough("azure"),
     "mock": MockProvider,
+    # every OpenAI-compatible chat provider: one row each in chat/profiles.py
+    **{name: _chat(profile) for name, profile in PROFILES.items()},
 }
 
 

@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .. import chatapi
 from ..config import Config
 from ..errors import GatewayTimeoutError, InvalidRequestError, NotFoundError, RequestTooLargeError, RespgateError
 from ..events import Event
@@ -133,6 +134,7 @@ class Proxy:
             ("/responses/{response_id}/cancel", self.cancel, ["POST"]),
             ("/responses/{response_id}/input_items", self.input_items, ["GET"]),
             ("/models", self.models, ["GET"]),
+            ("/chat/completions", self.chat_completions, ["POST"]),
         ]
         routes = []
         for path, handler, methods in table:
@@ -230,6 +232,16 @@ class Proxy:
     async def input_tokens(self, request: Request) -> Response:
         body = await self._json_body(request)
         return json_response(await self._with_timeout(self.gateway.input_tokens(body, self._principal(request))))
+
+    # -- /v1/chat/completions: the same gateway, another shape ------------------------------------
+
+    async def chat_completions(self, request: Request) -> Response:
+        body = await self._json_body(request)
+        if isinstance(body, dict) and body.get("stream") is True:
+            chunks = await self._with_timeout(chatapi.stream(self.gateway, body, self._principal(request)))
+            return StreamingResponse(chatapi.sse_frames(chunks), media_type="text/event-stream",
+                                     headers=_SSE_HEADERS)
+        return json_response(await self._with_timeout(chatapi.create(self.gateway, body, self._principal(request))))
 
     # -- models, health, docs ----------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ def open_store(url: str | None) -> Store:
 
     None -> SQLite at $RESPGATE_DB or ./respgate.db; ``sqlite:///rel.db`` / ``sqlite:////abs.db``
     or a bare path ending .db/.sqlite/.sqlite3 -> SQLite; ``memory://`` (or an in-memory SQLite
-    URL) -> MemoryStore.
+    URL) -> MemoryStore; ``postgresql://…`` / ``postgres://…`` -> PostgresStore (asyncpg DSN).
     """
     if url is None:
         return SqliteStore(os.environ.get("RESPGATE_DB") or _DEFAULT_PATH)
@@ -42,6 +42,10 @@ def open_store(url: str | None) -> Store:
             return MemoryStore()
         return SqliteStore(path)
     if scheme in ("postgresql", "postgres"):
-        raise ConfigError(_KEY, "PostgreSQL store is not built yet")
+        try:  # asyncpg is needed only by those who use PostgreSQL
+            from respgate.store.postgres import PostgresStore
+        except ImportError:
+            raise ConfigError(_KEY, "a postgresql:// URL needs the asyncpg package installed") from None
+        return PostgresStore(url)
     # Name the scheme only: the rest of a URL may hold a password.
-    raise ConfigError(_KEY, f"unsupported database scheme {scheme!r}; use sqlite:/// or memory://")
+    raise ConfigError(_KEY, f"unsupported database scheme {scheme!r}; use sqlite:///, postgresql:// or memory://")

@@ -197,7 +197,8 @@ class Gateway:
         """Upstream ids -> ours; the model name the client asked for. Nothing else changes."""
         upstream_id = resp.get("id")
         if isinstance(upstream_id, str) and upstream_id:
-            req.response_id = encode_response_id(req.deployment.id, upstream_id)
+            if not req.response_id:  # made once: every event of a stream carries the same id
+                req.response_id = encode_response_id(req.deployment.id, upstream_id)
             resp["id"] = req.response_id
         if "model" in resp:
             resp["model"] = req.body["model"]

@@ -201,3 +201,18 @@ def test_retrieve_input_items_delete_for_bridged(client: OpenAI) -> None:
     assert [i.content[0].text for i in items.data] == ["one", "two"]  # type: ignore[union-attr]
     client.responses.delete(r.id)
     assert httpx.get(str(client.base_url) + f"responses/{r.id}", headers=AUTH).status_code == 404
+
+
+def test_item_reference_resolves_from_the_chain(client: OpenAI, chat: tuple[FakeChat, str],
+                                                proxy: ServerThread) -> None:
+    first = client.responses.create(model="ds", input="remember this")
+    answer_id = first.output[-1].id
+    second = client.responses.create(model="ds", previous_response_id=first.id, input=[
+        {"type": "item_reference", "id": answer_id}, {"role": "user", "content": "and this"}])
+    assert second.status == "completed"
+    messages = sent(chat)["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "assistant", "user"]
+    assert messages[2]["content"] == messages[1]["content"] == "Echo: remember this"
+    r = httpx.post(proxy.url + "/v1/responses", headers=AUTH, json={
+        "model": "ds", "previous_response_id": first.id, "input": [{"type": "item_reference", "id": "msg_nope"}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input[0].id"

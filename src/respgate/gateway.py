@@ -170,7 +170,8 @@ class Gateway:
         chain = await self._chain(req, provider, principal)
         req.turn_items = normalize_input(body.get("input"))
         if not provider.holds_state or chain:
-            req.input_items = chain_items(chain) + req.turn_items
+            history = chain_items(chain)
+            req.input_items = history + resolve_references(req.turn_items, history)
         if not provider.holds_state:
             req.response_id = new_local_response_id(deployment.id)
             req.shell = response_shell(body, response_id=req.response_id, model=model or "",
@@ -411,6 +412,25 @@ def chain_items(chain: list[ResponseRecord]) -> list[dict[str, Any]]:
         items.extend(rec.input_items)
         items.extend(rec.response.get("output") or [])
     return items
+
+
+def resolve_references(turn: list[dict[str, Any]], history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`item_reference` inputs replaced by the items they name, from the chain being continued (the
+    only items a provider without its own store could mean)."""
+    if not any(item.get("type") == "item_reference" for item in turn):
+        return turn
+    by_id = {item["id"]: item for item in history if isinstance(item.get("id"), str)}
+    resolved = []
+    for n, item in enumerate(turn):
+        if item.get("type") != "item_reference":
+            resolved.append(item)
+            continue
+        found = by_id.get(item.get("id"))
+        if found is None:
+            raise InvalidRequestError(f"Item with id '{item.get('id')}' not found.", param=f"input[{n}].id",
+                                      code="item_not_found")
+        resolved.append(found)
+    return resolved
 
 
 def compact_locally(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -103,6 +103,14 @@ def openapi_document() -> dict[str, Any]:
                 "type": "object", "required": ["model"], "properties": {"model": {"type": "string"}, "input": {}}}}}},
             "responses": {"200": _json({"type": "object", "required": ["object", "input_tokens"]}),
                           **_errors(*auth_errors, 413)}}},
+        "/v1/chat/completions": {"post": {
+            "operationId": "createChatCompletion", "summary": "Chat Completions for every model (JSON or SSE)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["model", "messages"],
+                "properties": {"model": {"type": "string"}, "messages": {"type": "array", "items": {"type": "object"}},
+                               "stream": {"type": ["boolean", "null"]}}}}}},
+            "responses": {"200": _json({"type": "object", "required": ["id", "object", "choices"]}),
+                          **_errors(*auth_errors, 413, 502, 504)}}},
         "/v1/models": {"get": {"operationId": "listModels",
                                "responses": {"200": _json({"type": "object", "required": ["object", "data"]}),
                                              **_errors(401)}}},

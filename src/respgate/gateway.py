@@ -4,6 +4,8 @@
     route    the model group -> a deployment (the router issue grows this step)
     call     the deployment's provider: create, or stream
     persist  the store, before the client receives the last byte
+    background  non-native providers: the run is a task of `background.BackgroundRuns`; the
+             create call answers `queued` once that state is stored
     account  (later issues: usage -> cost -> spend, callbacks)
 
 Responses leave the gateway as JSON bytes (one serialisation, shared by the store and the wire)
@@ -13,13 +15,14 @@ or as `Event`s; the proxy and the SDK only frame them.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import aiohttp
 import orjson
 
+from .background import BackgroundRuns, Run
 from .config import Config
 from .deployments import Deployment, ModelRegistry
 from .errors import BadGatewayError, InvalidRequestError, NotFoundError, RespgateError
@@ -60,6 +63,7 @@ class Gateway:
         self.providers = build_providers({d.provider for d in config.deployments})
         self._http = http
         self._own_http = http is None
+        self.background = BackgroundRuns()
 
     async def start(self) -> None:
         await self.store.open()
@@ -72,6 +76,8 @@ class Gateway:
                                                auto_decompress=True)
 
     async def close(self) -> None:
+        # Running background responses end as failed and are stored while the store is still open.
+        await self.background.shutdown()
         if self._own_http and self._http is not None:
             await self._http.close()
             self._http = None
@@ -83,6 +89,9 @@ class Gateway:
         """A non-streaming `POST /v1/responses`: the Response as JSON bytes. `deployment` skips routing
         (the SDK's direct calls)."""
         req, provider = await self._prepare(body, principal, deployment)
+        if _runs_here(req, provider):
+            queued, _ = await self._start_background(req, provider, principal)
+            return orjson.dumps(queued)
         if provider.holds_state:
             result = await provider.create(req)
             self._rewrite_upstream(result, req)
@@ -97,15 +106,33 @@ class Gateway:
         """A streaming `POST /v1/responses`. Errors before the first event raise (the client gets an
         HTTP error); after it they end the stream with `response.failed`."""
         req, provider = await self._prepare(body, principal, deployment)
+        if _runs_here(req, provider):
+            # The creating client follows the run like any later reader; leaving does not stop it.
+            _, run = await self._start_background(req, provider, principal)
+            return run.log.follow()
         events = provider.stream(req)
         first = await anext(events, None)  # errors up to here become HTTP errors
         if first is None:
             raise BadGatewayError(f"The upstream for model `{req.body['model']}` sent an empty stream.")
         return self._relay(first, events, req, provider, principal)
 
+    async def _start_background(self, req: ProviderRequest, provider: Provider,
+                                principal: Principal) -> tuple[dict[str, Any], Run]:
+        """Store the response as queued (durable before the client hears of it), then start its run."""
+        self.background.check_capacity()
+        queued = {**req.shell, "status": "queued"}
+        await self._persist(req, queued, principal)
+
+        async def save(response: dict[str, Any], events: Sequence[bytes] | None) -> None:
+            await self._persist(req, response, principal, events)
+
+        return queued, self.background.start(req.response_id, provider.stream(req), req.shell, save)
+
     async def _relay(self, first: Event, events: AsyncIterator[Event], req: ProviderRequest,
                      provider: Provider, principal: Principal) -> AsyncIterator[Event]:
         last_response: dict[str, Any] | None = None
+        # An upstream's background response must be findable after this client leaves: store it at once.
+        stored_early = not (provider.holds_state and req.body.get("background"))
         sent = 0  # events relayed; sequence numbers run 0, 1, 2, ... so this is the next one
         ev: Event | None = first
         try:
@@ -117,8 +144,9 @@ class Gateway:
                             self._rewrite_upstream(resp, req)
                             ev.changed()
                         last_response = resp
-                        if ev.is_terminal:
+                        if ev.is_terminal or not stored_early:
                             await self._persist(req, resp, principal)
+                            stored_early = True
                 yield ev
                 sent += 1
                 if ev.is_terminal:
@@ -159,10 +187,8 @@ class Gateway:
             body = validate_passthrough(body)
         else:
             body = validate_create(body, drop_params=self.config.litellm_settings.drop_params)
-            if body.get("background"):
-                raise InvalidRequestError(
-                    f"`background` is not available yet for model `{model}` (provider {deployment.provider}).",
-                    param="background", code="unsupported_parameter")
+            if body.get("background") and body.get("store") is False:  # OpenAI's answer, word for word
+                raise InvalidRequestError("Background mode requires 'store' to be true.", param="background")
         req = ProviderRequest(deployment=deployment, body=body, response_id="", shell={}, http=self._http,
                               drop_params=bool(deployment.extra.get("drop_params",
                                                                     self.config.litellm_settings.drop_params)))
@@ -206,7 +232,8 @@ class Gateway:
         if resp.get("previous_response_id") is not None:
             resp["previous_response_id"] = req.body.get("previous_response_id")
 
-    async def _persist(self, req: ProviderRequest, response: dict[str, Any], principal: Principal) -> None:
+    async def _persist(self, req: ProviderRequest, response: dict[str, Any], principal: Principal,
+                       events: Sequence[bytes] | None = None) -> None:
         if req.body.get("store") is False or not req.response_id:
             return
         await self.store.save(ResponseRecord(
@@ -215,7 +242,7 @@ class Gateway:
             status=str(response.get("status") or "completed"), created_at=float(response.get("created_at") or 0),
             previous_response_id=req.body.get("previous_response_id"), response=response,
             input_items=req.turn_items, background=bool(req.body.get("background")),
-        ))
+        ), events)
 
     # -- stored responses ------------------------------------------------------------------------------
 
@@ -292,6 +319,15 @@ class Gateway:
             query = [("starting_after", str(starting_after))] if starting_after is not None else []
             return self._rewrite_stream(t.upstream.retrieve_stream(t.deployment, t.upstream_id, query,
                                                            self._require_http()), t)
+        if t.record.background and t.upstream is None:
+            # Ours: live from this process's run, else the events stored with the final state.
+            run = self.background.get(response_id)
+            if run is not None:
+                return run.log.follow(starting_after)
+            stored = await self.store.events(response_id)
+            if stored is not None:
+                start = 0 if starting_after is None else starting_after + 1
+                return _iterate([Event.of(orjson.loads(raw)) for raw in stored[max(start, 0):]])
         return _iterate([Event.of(e) for e in replay(t.record.response)
                          if starting_after is None or e["sequence_number"] > starting_after])
 
@@ -311,6 +347,8 @@ class Gateway:
             except RespgateError as e:
                 if e.status != 404:  # already gone upstream: still ours to forget
                     raise
+        else:
+            await self.background.stop(response_id, "cancelled")  # its final save must not bring it back
         await self.store.delete(response_id)
         return {"id": response_id, "object": "response.deleted", "deleted": True}
 
@@ -321,6 +359,10 @@ class Gateway:
             raise InvalidRequestError("Only responses created with background=true can be cancelled.",
                                       param="response_id", code="invalid_request")
         if t.upstream is None:
+            # A finished response comes back unchanged (OpenAI's behaviour); a running one ends `cancelled`.
+            if await self.background.stop(response_id, "cancelled"):
+                record = await self.store.get(response_id)
+                return record.response if record is not None else t.record.response
             return t.record.response
         resp = self._from_upstream(
             await t.upstream.cancel(t.deployment, t.upstream_id, self._require_http()), t)
@@ -403,6 +445,11 @@ class Gateway:
 
 _LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued",
                         "response.completed", "response.failed", "response.incomplete"})
+
+
+def _runs_here(req: ProviderRequest, provider: Provider) -> bool:
+    """A background response the gateway runs itself (a native upstream runs its own)."""
+    return bool(req.body.get("background")) and not provider.holds_state
 
 
 def chain_items(chain: list[ResponseRecord]) -> list[dict[str, Any]]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import ConfigError
+from .anthropic import PROVIDER_FACTORIES as ANTHROPIC
 from .base import Provider
+from .bedrock import PROVIDER_FACTORIES as BEDROCK
 from .chat.profiles import PROFILES, ChatProfile
 from .chat.provider import ChatCompletionsProvider
+from .gemini import PROVIDER_FACTORIES as GEMINI
 from .mock import MockProvider
 from .openai import ResponsesPassthrough
 
@@ -22,6 +25,10 @@ _FACTORIES: dict[str, Callable[[], Provider]] = {
     "mock": MockProvider,
     # every OpenAI-compatible chat provider: one row each in chat/profiles.py
     **{name: _chat(profile) for name, profile in PROFILES.items()},
+    # native adapters: anthropic; gemini, vertex_ai; bedrock, bedrock_converse
+    **ANTHROPIC,
+    **GEMINI,
+    **BEDROCK,
 }
 
 

@@ -1,12 +1,15 @@
 """The store: where responses live so that a client who was told one exists can always get it.
 
-Deliberately not here: search, spend reports, keys (the platform adds its own tables), and
-stream events (a stored response's stream is re-made from its final state by the stream
-builder, so the events never need storing).
+Deliberately not here: search, spend reports, keys (the platform adds its own tables), and the
+stream events of ordinary responses (their stream is re-made from the final state by the stream
+builder). Only a background response keeps its events: clients resume its stream by sequence
+number, and the numbers depend on how the upstream chunked its deltas, which the final state
+does not record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -33,13 +36,18 @@ class Store(Protocol):
     async def close(self) -> None:
         """Flush pending writes and release resources."""
 
-    async def save(self, record: ResponseRecord) -> None:
-        """Insert or replace. Returns once the record is durable (batched with concurrent saves)."""
+    async def save(self, record: ResponseRecord, events: Sequence[bytes] | None = None) -> None:
+        """Insert or replace. Returns once the record is durable (batched with concurrent saves).
+        `events`: the response's stream events as serialised JSON, in sequence order, stored in the
+        same transaction; None leaves whatever events are stored."""
+
+    async def events(self, response_id: str) -> list[bytes] | None:
+        """The events saved with the response, or None when it has none."""
 
     async def get(self, response_id: str) -> ResponseRecord | None: ...
 
     async def delete(self, response_id: str) -> bool:
-        """True when a record was removed."""
+        """True when a record was removed (its input items and events go with it)."""
 
     async def chain(self, response_id: str, limit: int = 1000) -> list[ResponseRecord]:
         """The record and its ancestors by `previous_response_id`, oldest first. Empty if unknown."""

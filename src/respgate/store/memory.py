@@ -7,6 +7,7 @@ Nothing survives the process.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import orjson
@@ -20,6 +21,7 @@ _UNFINISHED = frozenset({"queued", "in_progress"})
 class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, ResponseRecord] = {}
+        self._events: dict[str, list[bytes]] = {}
 
     async def open(self) -> None:
         return None
@@ -27,14 +29,21 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
-    async def save(self, record: ResponseRecord) -> None:
+    async def save(self, record: ResponseRecord, events: Sequence[bytes] | None = None) -> None:
         self._records[record.id] = _copy(record)
+        if events is not None:
+            self._events[record.id] = list(events)
+
+    async def events(self, response_id: str) -> list[bytes] | None:
+        events = self._events.get(response_id)
+        return list(events) if events is not None else None
 
     async def get(self, response_id: str) -> ResponseRecord | None:
         record = self._records.get(response_id)
         return _copy(record) if record is not None else None
 
     async def delete(self, response_id: str) -> bool:
+        self._events.pop(response_id, None)
         return self._records.pop(response_id, None) is not None
 
     async def chain(self, response_id: str, limit: int = 1000) -> list[ResponseRecord]:

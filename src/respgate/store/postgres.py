@@ -40,7 +40,7 @@ import functools
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -50,7 +50,7 @@ from asyncpg.exceptions import InternalClientError, OperatorInterventionError, P
 
 from respgate.errors import ServiceUnavailableError
 from respgate.store.base import ResponseRecord
-from respgate.store.sqlite import RESTARTED_ERROR, check_page_args
+from respgate.store.sqlite import RESTARTED_ERROR, check_page_args, join_events, split_events
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,10 @@ CREATE TABLE IF NOT EXISTS input_items (
     PRIMARY KEY (response_id, seq)
 );
 CREATE INDEX IF NOT EXISTS input_items_by_item_id ON input_items (response_id, item_id);
+CREATE TABLE IF NOT EXISTS response_events (
+    response_id TEXT PRIMARY KEY,
+    events TEXT NOT NULL  -- the serialised events joined by newlines (see sqlite.join_events)
+);
 CREATE TABLE IF NOT EXISTS heartbeat (
     instance_id UUID PRIMARY KEY,
     instance_name TEXT,
@@ -127,6 +131,10 @@ _INSERT_ITEMS = (
     " SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[])"
 )
 _DELETE = "DELETE FROM responses WHERE id = $1 RETURNING 1"
+_UPSERT_EVENTS = """
+INSERT INTO response_events (response_id, events) SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT (response_id) DO UPDATE SET events = EXCLUDED.events
+"""
 
 # A record's items come back as one JSON array assembled from the stored texts, in seq order.
 _COLUMNS = (
@@ -176,6 +184,7 @@ class _Save:
     row: tuple[str, str, str, str, str, str, float, str | None, bool, str]
     items: list[tuple[int, str | None, str]]
     future: asyncio.Future[Any]
+    events: str | None = None  # None: leave the stored events as they are
 
 
 @dataclass(slots=True)
@@ -334,7 +343,7 @@ class PostgresStore:
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def save(self, record: ResponseRecord) -> None:
+    async def save(self, record: ResponseRecord, events: Sequence[bytes] | None = None) -> None:
         # Serialised here, so the caller may mutate its dicts afterwards and bad JSON fails early.
         row = (
             record.id, record.owner, record.model, record.deployment_id, record.provider,
@@ -342,7 +351,8 @@ class PostgresStore:
             orjson.dumps(record.response).decode(),
         )
         items = [(seq, _item_id(item), orjson.dumps(item).decode()) for seq, item in enumerate(record.input_items)]
-        await self._enqueue(lambda future: _Save(row, items, future))
+        text = join_events(events).decode() if events is not None else None
+        await self._enqueue(lambda future: _Save(row, items, future, text))
 
     async def delete(self, response_id: str) -> bool:
         result: bool = await self._enqueue(lambda future: _Delete(response_id, future))
@@ -395,13 +405,16 @@ class PostgresStore:
         async with conn.transaction():
             for write in batch:
                 if isinstance(write, _Save):
-                    saves.pop(write.row[0], None)
+                    earlier = saves.pop(write.row[0], None)
+                    if write.events is None and earlier is not None and earlier.events is not None:
+                        write.events = earlier.events  # the later save left the events to the earlier one
                     saves[write.row[0]] = write
                     values.append(None)
                     continue
                 await self._store_saves(conn, list(saves.values()))
                 saves.clear()
                 await conn.execute(_DELETE_ITEMS, [write.response_id])
+                await conn.execute("DELETE FROM response_events WHERE response_id = $1", write.response_id)
                 values.append(await conn.fetchval(_DELETE, write.response_id) is not None)
             await self._store_saves(conn, list(saves.values()))
         return values
@@ -415,6 +428,10 @@ class PostgresStore:
         items = [(save.row[0], *item) for save in saves for item in save.items]
         if items:
             await conn.execute(_INSERT_ITEMS, *(list(column) for column in zip(*items, strict=True)))
+        with_events = [save for save in saves if save.events is not None]
+        if with_events:
+            await conn.execute(_UPSERT_EVENTS, [save.row[0] for save in with_events],
+                               [save.events for save in with_events])
 
     # -- the restart sweep -------------------------------------------------------------------
 
@@ -459,6 +476,12 @@ class PostgresStore:
         self._check_open()
         row = await self._run(lambda conn: conn.fetchrow(_GET, response_id))
         return _record(row) if row is not None else None
+
+    async def events(self, response_id: str) -> list[bytes] | None:
+        self._check_open()
+        text = await self._run(
+            lambda conn: conn.fetchval("SELECT events FROM response_events WHERE response_id = $1", response_id))
+        return split_events(text.encode()) if text is not None else None
 
     async def chain(self, response_id: str, limit: int = 1000) -> list[ResponseRecord]:
         self._check_open()

@@ -31,7 +31,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS input_items (
     PRIMARY KEY (response_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS input_items_by_item_id ON input_items (response_id, item_id);
+CREATE TABLE IF NOT EXISTS response_events (
+    response_id TEXT PRIMARY KEY,
+    events BLOB NOT NULL  -- the serialised events joined by newlines (JSON never holds a raw one)
+);
 """
 
 _UPSERT = (
@@ -179,7 +183,7 @@ class SqliteStore:
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def save(self, record: ResponseRecord) -> None:
+    async def save(self, record: ResponseRecord, events: Sequence[bytes] | None = None) -> None:
         row = (
             record.id,
             record.owner,
@@ -197,17 +201,22 @@ class SqliteStore:
             (record.id, seq, _item_id(item), orjson.dumps(item).decode())
             for seq, item in enumerate(record.input_items)
         ]
+        blob = join_events(events) if events is not None else None
 
         def apply(conn: sqlite3.Connection) -> None:
             conn.execute(_UPSERT, row)
             conn.execute("DELETE FROM input_items WHERE response_id = ?", (row[0],))
             conn.executemany(_INSERT_ITEM, items)
+            if blob is not None:
+                conn.execute("INSERT OR REPLACE INTO response_events (response_id, events) VALUES (?, ?)",
+                             (row[0], blob))
 
         await self._write(apply)
 
     async def delete(self, response_id: str) -> bool:
         def apply(conn: sqlite3.Connection) -> bool:
             conn.execute("DELETE FROM input_items WHERE response_id = ?", (response_id,))
+            conn.execute("DELETE FROM response_events WHERE response_id = ?", (response_id,))
             return conn.execute("DELETE FROM responses WHERE id = ?", (response_id,)).rowcount > 0
 
         return await self._write(apply)
@@ -366,6 +375,15 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def events(self, response_id: str) -> list[bytes] | None:
+        def read(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT events FROM response_events WHERE response_id = ?",
+                               (response_id,)).fetchone()
+            return bytes(row[0]) if row is not None else None
+
+        blob = await self._read(read)
+        return split_events(blob) if blob is not None else None
+
     async def chain(self, response_id: str, limit: int = 1000) -> list[ResponseRecord]:
         return await self._read(lambda conn: self._load(conn, _CHAIN, (response_id, max(limit, 1))))
 
@@ -441,6 +459,16 @@ class SqliteStore:
             conn.close()
             raise
         return conn
+
+
+def join_events(events: Sequence[bytes]) -> bytes:
+    """Serialised events as one value (shared with the PostgreSQL store). A newline in valid JSON can
+    only be whitespace between tokens, so replacing it with a space frees it for the separator."""
+    return b"\n".join(e.replace(b"\n", b" ") if b"\n" in e else e for e in events)
+
+
+def split_events(blob: bytes) -> list[bytes]:
+    return blob.split(b"\n") if blob else []
 
 
 def check_page_args(limit: int, order: str) -> None:

@@ -1,0 +1,131 @@
+"""The Anthropic Messages adapter's I/O: `POST {api_base}/v1/messages`, JSON or SSE.
+
+Translation lives beside this file and is pure: `request.py` (Responses -> Messages body),
+`response.py` (message or stream events -> StreamBuilder calls). This module sends, receives and
+maps Anthropic's error types to statuses (`_ERRORS`).
+
+`overloaded_error` (Anthropic's non-standard HTTP 529) is answered as 503 `server_error`: 503 is the
+status every HTTP client, load balancer and our router reads as "busy, retry elsewhere or later",
+while 529 is unknown to most of them; the message says the upstream was overloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import orjson
+
+from ...deployments import Deployment
+from ...errors import BadGatewayError, RespgateError, UpstreamError
+from ...events import Event
+from ...streaming import StreamBuilder
+from ..base import ProviderRequest
+from ..http import call_timeout, request_json, request_sse
+from .request import beta_header, to_messages_request
+from .response import MessagesToResponses
+
+DEFAULT_API_BASE: Final = "https://api.anthropic.com"
+API_VERSION: Final = "2023-06-01"
+
+#: Anthropic error type -> (status, OpenAI error type, code). 401/403 never get here: the shared
+#: transport answers them as 502 (the gateway's credentials, not the client's, were refused).
+_ERRORS: Final[dict[str, tuple[int, str, str | None]]] = {
+    "invalid_request_error": (400, "invalid_request_error", None),
+    "not_found_error": (404, "invalid_request_error", "model_not_found"),
+    "request_too_large": (413, "invalid_request_error", "request_too_large"),
+    "rate_limit_error": (429, "rate_limit_exceeded", "rate_limit_exceeded"),
+    "api_error": (500, "server_error", None),
+    "overloaded_error": (503, "server_error", "upstream_overloaded"),
+    "timeout_error": (504, "timeout", "upstream_timeout"),
+}
+
+
+def mapped_error(err: RespgateError) -> RespgateError:
+    """An upstream error in Anthropic's shape (`{"type": "error", "error": {"type", "message"}}`),
+    with the status and type `_ERRORS` gives its error type; others are left as they are."""
+    if not isinstance(err, UpstreamError):
+        return err
+    row = _ERRORS.get(err.type)
+    if row is None:
+        return err
+    status, kind, code = row
+    return UpstreamError(err.message, param=err.param, code=code, status=status, type=kind)
+
+
+class AnthropicProvider:
+    holds_state = False
+
+    def __init__(self) -> None:
+        self._headers: dict[str, dict[str, str]] = {}  # per deployment, made once
+
+    @staticmethod
+    def url(d: Deployment) -> str:
+        base = (d.api_base or DEFAULT_API_BASE).rstrip("/")
+        return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+
+    def headers(self, d: Deployment) -> dict[str, str]:
+        h = self._headers.get(d.id)
+        if h is None:
+            h = {"Content-Type": "application/json", "anthropic-version": API_VERSION}
+            if d.api_key:
+                h["x-api-key"] = d.api_key
+            beta = beta_header(d)
+            if beta:
+                h["anthropic-beta"] = beta
+            self._headers[d.id] = h
+        return h
+
+    def _body(self, req: ProviderRequest, *, stream: bool) -> bytes:
+        return orjson.dumps(to_messages_request(req.body, req.input_items, req.deployment, stream=stream,
+                                                drop_params=req.drop_params))
+
+    async def create(self, req: ProviderRequest) -> dict[str, Any]:
+        d = req.deployment
+        body = self._body(req, stream=False)
+        try:
+            message = await request_json(req.http, "POST", d, self.url(d), [], body, self.headers(d),
+                                         call_timeout(d))
+        except RespgateError as e:
+            raise mapped_error(e) from None
+        builder = StreamBuilder(req.shell)
+        builder.start()
+        MessagesToResponses(builder).message(message)
+        return builder.response
+
+    async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
+        d = req.deployment
+        events = request_sse(req.http, "POST", d, self.url(d), [], self._body(req, stream=True), self.headers(d))
+        # The first event before the first byte out: a refused request becomes an HTTP error.
+        try:
+            first = await anext(events, None)
+        except RespgateError as e:
+            await events.aclose()
+            raise mapped_error(e) from None
+        builder = StreamBuilder(req.shell)
+        translate = MessagesToResponses(builder)
+        for ev in builder.start():
+            yield Event.of(ev)
+        out: list[dict[str, Any]] = []
+        try:
+            pending = first
+            while pending is not None:
+                try:
+                    data = orjson.loads(pending[1])
+                except orjson.JSONDecodeError:
+                    raise BadGatewayError(f"The upstream for model `{d.model_name}` sent an event that is not "
+                                          "JSON.") from None
+                for ev in translate.event(data):
+                    yield Event.of(ev)
+                if builder.finished:
+                    return
+                pending = await anext(events, None)
+            # ended without message_stop: what arrived is all there is
+            out = builder.fail("server_error", f"The stream from the upstream for model `{d.model_name}` ended "
+                                               "before message_stop.")
+        except RespgateError as e:
+            out = builder.fail(e.code or "server_error", e.message)
+        finally:
+            await events.aclose()
+        for ev in out:
+            yield Event.of(ev)

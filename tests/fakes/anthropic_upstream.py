@@ -251,7 +251,13 @@ class FakeAnthropic:
         self._redacted: set[str] = set()
         self._turn_thinking: dict[str, list[JSON]] = {}  # tool_use id -> the thinking blocks of its turn
         self._cached: set[str] = set()
-        self.app = Starlette(routes=[Route("/v1/messages", self._endpoint, methods=["POST"])])
+        # Claude on Vertex AI: bearer tokens the test hands out (a google-auth token endpoint elsewhere)
+        self.vertex_tokens: set[str] = set()
+        self.app = Starlette(routes=[
+            Route("/v1/messages", self._endpoint, methods=["POST"]),
+            Route("/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{target}",
+                  self._vertex_endpoint, methods=["POST"]),
+        ])
 
     # ---- fault knobs: each applies to one coming request, in the order they were set
 
@@ -281,6 +287,34 @@ class FakeAnthropic:
         except ValueError:
             body = None
         self.requests.append(Recorded(dict(request.headers), body))
+        authorized = request.headers.get("x-api-key") == self.api_key
+        versioned = request.headers.get("anthropic-version") == API_VERSION
+        return await self._serve(body, authorized, versioned)
+
+    async def _vertex_endpoint(self, request: Request) -> Any:
+        """Vertex's rawPredict / streamRawPredict: the model in the path, `anthropic_version` in the body,
+        no `model` field; the stream flag must agree with the method."""
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            body = None
+        self.requests.append(Recorded(dict(request.headers), body))
+        model, _, method = request.path_params["target"].partition(":")
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if isinstance(body, dict):
+            if "model" in body:
+                return _json(_bad("model: Extra inputs are not permitted").body(), 400)
+            body = dict(body)  # the recorded request stays as sent
+            versioned = body.pop("anthropic_version", None) == "vertex-2023-10-16"
+            if bool(body.get("stream")) != (method == "streamRawPredict"):
+                return _json(_bad(f"stream does not match the method {method}").body(), 400)
+            body = {"model": model, **body}
+        else:
+            versioned = False
+        return await self._serve(body, bearer in self.vertex_tokens, versioned)
+
+    async def _serve(self, body: Any, authorized: bool, versioned: bool) -> Any:
         with self._faults.lock:
             delay = self._faults.delays.popleft() if self._faults.delays else 0.0
             failure = self._faults.failures.popleft() if self._faults.failures else None
@@ -291,9 +325,9 @@ class FakeAnthropic:
             kind, message = _DEFAULT_FAILURES.get(status, ("api_error", f"Failure {status}"))
             return _json(given or ApiError(status, kind, message).body(), status)
         try:
-            if request.headers.get("x-api-key") != self.api_key:
+            if not authorized:
                 raise ApiError(401, "authentication_error", "invalid x-api-key")
-            if request.headers.get("anthropic-version") != API_VERSION:
+            if not versioned:
                 raise _bad("anthropic-version: header is required")
             if body is None:
                 raise _bad("There was an issue with your request body: it is not valid JSON.")

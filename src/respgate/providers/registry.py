@@ -13,6 +13,7 @@ from .chat.provider import ChatCompletionsProvider
 from .gemini import PROVIDER_FACTORIES as GEMINI
 from .mock import MockProvider
 from .openai import ResponsesPassthrough
+from .vertex_ai import VertexAIProvider
 
 
 def _chat(profile: ChatProfile) -> Callable[[], Provider]:
@@ -28,6 +29,7 @@ _FACTORIES: dict[str, Callable[[], Provider]] = {
     # native adapters: anthropic; gemini, vertex_ai; bedrock, bedrock_converse
     **ANTHROPIC,
     **GEMINI,
+    "vertex_ai": VertexAIProvider,  # Gemini and Claude on Vertex AI
     **BEDROCK,
 }
 

@@ -77,15 +77,22 @@ class AnthropicProvider:
         return h
 
     def _body(self, req: ProviderRequest, *, stream: bool) -> bytes:
-        return orjson.dumps(to_messages_request(req.body, req.input_items, req.deployment, stream=stream,
-                                                drop_params=req.drop_params))
+        return orjson.dumps(self._messages(req, stream=stream))
+
+    def _messages(self, req: ProviderRequest, *, stream: bool) -> dict[str, Any]:
+        return to_messages_request(req.body, req.input_items, req.deployment, stream=stream,
+                                   drop_params=req.drop_params)
+
+    async def _target(self, d: Deployment, *, stream: bool) -> tuple[str, dict[str, str]]:
+        """Where the Messages call goes and with which headers (Vertex AI overrides this)."""
+        return self.url(d), self.headers(d)
 
     async def create(self, req: ProviderRequest) -> dict[str, Any]:
         d = req.deployment
         body = self._body(req, stream=False)
         try:
-            message = await request_json(req.http, "POST", d, self.url(d), [], body, self.headers(d),
-                                         call_timeout(d))
+            url, headers = await self._target(d, stream=False)
+            message = await request_json(req.http, "POST", d, url, [], body, headers, call_timeout(d))
         except RespgateError as e:
             raise mapped_error(e) from None
         builder = StreamBuilder(req.shell)
@@ -95,7 +102,8 @@ class AnthropicProvider:
 
     async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
         d = req.deployment
-        events = request_sse(req.http, "POST", d, self.url(d), [], self._body(req, stream=True), self.headers(d))
+        url, headers = await self._target(d, stream=True)
+        events = request_sse(req.http, "POST", d, url, [], self._body(req, stream=True), headers)
         # The first event before the first byte out: a refused request becomes an HTTP error.
         try:
             first = await anext(events, None)

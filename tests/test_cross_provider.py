@@ -11,16 +11,17 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import MASTER_KEY, ProxyFactory
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from openai import OpenAI
+
+from conftest import MASTER_KEY, ProxyFactory
 from fakes.anthropic_upstream import FakeAnthropic
 from fakes.chat_upstream import FakeChat
 from fakes.gemini_upstream import FakeGemini
 from fakes.openai_upstream import FakeOpenAI
 from fakes.server import ServerThread
 from grammar import check_stream
-from openai import OpenAI
 from sse import post_stream
 
 

@@ -221,3 +221,9 @@ def test_azure_uses_its_path_version_and_header(proxy: ServerThread, fake: FakeO
     assert httpx.get(proxy.url + f"/v1/responses/{rid}", headers=AUTH).json()["model"] == "my-azure"
     assert httpx.delete(proxy.url + f"/v1/responses/{rid}", headers=AUTH).status_code == 200
     assert last_request(fake, "DELETE").path.startswith("/openai/responses/")
+
+
+def test_upstream_retry_after_reaches_the_client(proxy: ServerThread, fake: FakeOpenAI) -> None:
+    fake.fail_next(429, retry_after="7")
+    r = httpx.post(proxy.url + "/v1/responses", headers=AUTH, json={"model": "gpt-4o", "input": "x"})
+    assert r.status_code == 429 and r.headers["retry-after"] == "7"

@@ -14,6 +14,7 @@ from .errors import (
 from .sdk import (
     AsyncEventStream,
     Client,
+    Router,
     SyncEventStream,
     acancel_responses,
     acompact_responses,
@@ -44,6 +45,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitError",
     "RespgateError",
+    "Router",
     "SyncEventStream",
     "UpstreamError",
     "__version__",

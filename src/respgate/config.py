@@ -22,8 +22,10 @@ from .deployments import Deployment, deployment_id, split_model
 from .errors import ConfigError
 from .providers.chat.profiles import PROFILES
 from .providers.registry import known_providers
+from .router.settings import parse_router_settings
 
-__all__ = ["Config", "GeneralSettings", "LitellmSettings", "load_config", "provider_env_defaults"]
+__all__ = ["Config", "GeneralSettings", "LitellmSettings", "config_from_dicts", "load_config",
+           "provider_env_defaults"]
 
 log = logging.getLogger("respgate.config")
 
@@ -64,7 +66,7 @@ _GENERAL_KEYS: Final = frozenset({
 })
 _GENERAL_OWN_KEYS: Final = frozenset({
     "master_key", "database_url", "max_request_body_bytes", "max_request_size_mb", "request_timeout",
-    "allow_unauthenticated_public",
+    "allow_unauthenticated_public", "response_retention_days", "retention_sweep_interval_seconds",
 })
 _ROUTER_KEYS: Final = frozenset({
     "routing_strategy", "routing_strategy_args", "num_retries", "timeout", "stream_timeout", "fallbacks",
@@ -124,6 +126,8 @@ class GeneralSettings:
     max_request_body_bytes: int = DEFAULT_MAX_REQUEST_BODY_BYTES
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     allow_unauthenticated_public: bool = False
+    response_retention_days: float | None = None  # stored content older than this is deleted (retention.py)
+    retention_sweep_interval_seconds: float = 3600.0
     extra: dict[str, Any] = field(default_factory=dict)  # every other general_settings key, as given
 
 
@@ -169,6 +173,20 @@ def load_config(path: str | None) -> Config:
     return _build(text, path, packaged=False)
 
 
+def config_from_dicts(model_list: list[Any], router_settings: Mapping[str, Any] | None = None,
+                      source: str = "(sdk Router)") -> Config:
+    """A Config from Python values, as `respgate.Router(model_list=..., **router_settings)` gives them;
+    checked and resolved (`os.environ/NAME`) exactly like a config file."""
+    env = dict(os.environ)
+    data = _EnvResolver(env, quiet=False).resolve({"model_list": model_list,
+                                                   "router_settings": dict(router_settings or {})}, "")
+    router = data["router_settings"]
+    _warn_unknown(router, _ROUTER_KEYS, "router_settings")
+    _check_router(router)
+    return Config(deployments=_deployments(data["model_list"], env, packaged=False), router_settings=router,
+                  general=GeneralSettings(), litellm_settings=LitellmSettings(), source=source)
+
+
 def _build(text: str, source: str, *, packaged: bool) -> Config:
     raw = _parse_yaml(text, source)
     for key in raw:
@@ -186,7 +204,7 @@ def _build(text: str, source: str, *, packaged: bool) -> Config:
     return Config(
         deployments=deployments,
         router_settings=router,
-        general=_general(_mapping(data.get("general_settings"), "general_settings")),
+        general=_general(_mapping(data.get("general_settings"), "general_settings"), env),
         litellm_settings=_litellm(_mapping(data.get("litellm_settings"), "litellm_settings")),
         source=source,
     )
@@ -342,7 +360,7 @@ def _deployment(entry: Any, key: str, env: Mapping[str, str]) -> Deployment:
     )
 
 
-def _general(raw: dict[str, Any]) -> GeneralSettings:
+def _general(raw: dict[str, Any], env: Mapping[str, str]) -> GeneralSettings:
     _warn_unknown(raw, _GENERAL_KEYS | _GENERAL_OWN_KEYS, "general_settings")
     key = "general_settings"
     body_bytes = _opt_int(raw.get("max_request_body_bytes"), f"{key}.max_request_body_bytes", minimum=1)
@@ -352,11 +370,17 @@ def _general(raw: dict[str, Any]) -> GeneralSettings:
     timeout = _opt_number(raw.get("request_timeout"), f"{key}.request_timeout", positive=True)
     return GeneralSettings(
         master_key=_opt_str(raw.get("master_key"), f"{key}.master_key"),
-        database_url=_opt_str(raw.get("database_url"), f"{key}.database_url"),
+        # LiteLLM's fallback: the DATABASE_URL environment variable when the config names no database.
+        database_url=_opt_str(raw.get("database_url"), f"{key}.database_url") or env.get("DATABASE_URL") or None,
         max_request_body_bytes=body_bytes,
         request_timeout=DEFAULT_REQUEST_TIMEOUT if timeout is None else timeout,
         allow_unauthenticated_public=_opt_bool(raw.get("allow_unauthenticated_public"),
                                                f"{key}.allow_unauthenticated_public") or False,
+        response_retention_days=_opt_number(raw.get("response_retention_days"), f"{key}.response_retention_days",
+                                            positive=True),
+        retention_sweep_interval_seconds=_opt_number(raw.get("retention_sweep_interval_seconds"),
+                                                     f"{key}.retention_sweep_interval_seconds", positive=True)
+        or 3600.0,
         extra={k: v for k, v in raw.items() if k not in _GENERAL_OWN_KEYS},
     )
 
@@ -390,6 +414,7 @@ def _check_router(raw: dict[str, Any]) -> None:
     _opt_str(raw.get("routing_strategy"), "router_settings.routing_strategy")
     if raw.get("fallbacks") is not None and not isinstance(raw["fallbacks"], list):
         raise ConfigError("router_settings.fallbacks", f"expected a list, got {_kind(raw['fallbacks'])}")
+    parse_router_settings(raw)  # the router's own reading: strategy names, fallback shapes, retry_policy
 
 
 def _callback_list(value: Any, key: str) -> list[Any]:

@@ -51,7 +51,7 @@ def split_model(model: str) -> tuple[str, str]:
 
 
 class ModelRegistry:
-    """Deployments by group name and by id. The router (later) chooses among a group's members."""
+    """Deployments by group name and by id. `router/` chooses among a group's members."""
 
     def __init__(self, deployments: list[Deployment]) -> None:
         self.deployments = list(deployments)
@@ -73,14 +73,19 @@ class ModelRegistry:
     def by_id(self, deployment_id: str) -> Deployment | None:
         return self._by_id.get(deployment_id)
 
-    def pick(self, model: str) -> Deployment:
-        """The deployment for a request naming `model`; round-robin within a group for now."""
+    def group(self, model: str) -> list[Deployment]:
+        """Every deployment of the model group `model` (a wildcard match made concrete); 404 if none."""
         group = self._groups.get(model) or self._expand_wildcard(model)
         if not group:
             raise NotFoundError(
                 f"The model `{model}` does not exist or you do not have access to it.",
                 param="model", code="model_not_found",
             )
+        return group
+
+    def pick(self, model: str) -> Deployment:
+        """The deployment for a request naming `model` when the router is off: round-robin in a group."""
+        group = self.group(model)
         if len(group) == 1:
             return group[0]
         i = self._cursor.get(model, 0)

@@ -24,6 +24,7 @@ import orjson
 
 from .background import BackgroundRuns, Run
 from .config import Config
+from .conversations import Conversations
 from .deployments import Deployment, ModelRegistry
 from .errors import BadGatewayError, InvalidRequestError, NotFoundError, RespgateError
 from .events import Event
@@ -32,9 +33,12 @@ from .providers.base import Provider, ProviderRequest, StatefulProvider
 from .providers.mock import count_tokens
 from .providers.registry import STATEFUL_PROVIDERS, build_providers
 from .request import normalize_input, validate_create, validate_passthrough
+from .retention import DAY, RetentionSweeper
+from .router import Router, json_tokens, parse_router_settings
 from .shell import response_shell
 from .store.base import ResponseRecord, Store
 from .streaming import replay
+from .truncation import fit_window
 
 _NON_TERMINAL = ("queued", "in_progress")
 
@@ -64,11 +68,18 @@ class Gateway:
         self._http = http
         self._own_http = http is None
         self.background = BackgroundRuns()
+        self.conversations = Conversations(store)
+        days = config.general.response_retention_days
+        self.retention = RetentionSweeper(store, days * DAY if days is not None else None,
+                                          interval=config.general.retention_sweep_interval_seconds)
+        litellm = {**config.litellm_settings.extra, "num_retries": config.litellm_settings.num_retries}
+        self.router = Router(self.registry, parse_router_settings(config.router_settings, litellm))
 
     async def start(self) -> None:
         await self.store.open()
         # Only what this gateway was running died with it; an upstream's background work goes on.
         await self.store.mark_unfinished_failed(keep_providers=STATEFUL_PROVIDERS)
+        self.retention.start()
         if self._http is None:
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300,
                                              keepalive_timeout=60)
@@ -78,9 +89,11 @@ class Gateway:
     async def close(self) -> None:
         # Running background responses end as failed and are stored while the store is still open.
         await self.background.shutdown()
+        await self.router.close()
         if self._own_http and self._http is not None:
             await self._http.close()
             self._http = None
+        await self.retention.stop()
         await self.store.close()
 
     # -- create --------------------------------------------------------------------------------------
@@ -88,6 +101,12 @@ class Gateway:
     async def create(self, body: Any, principal: Principal, deployment: Deployment | None = None) -> bytes:
         """A non-streaming `POST /v1/responses`: the Response as JSON bytes. `deployment` skips routing
         (the SDK's direct calls)."""
+        if deployment is None and self.router.takes(body):
+            return await self.router.run(body, lambda d, b: self._create_on(b, principal, d), tokens_of=json_tokens)
+        return await self._create_on(body, principal, deployment)
+
+    async def _create_on(self, body: Any, principal: Principal, deployment: Deployment | None) -> bytes:
+        """One attempt at `create` on `deployment` (None: the registry's pick)."""
         req, provider = await self._prepare(body, principal, deployment)
         if _runs_here(req, provider):
             queued, _ = await self._start_background(req, provider, principal)
@@ -104,7 +123,15 @@ class Gateway:
     async def stream(self, body: Any, principal: Principal,
                      deployment: Deployment | None = None) -> AsyncIterator[Event]:
         """A streaming `POST /v1/responses`. Errors before the first event raise (the client gets an
-        HTTP error); after it they end the stream with `response.failed`."""
+        HTTP error, after the router's retries and fallbacks); after it they end the stream with
+        `response.failed`."""
+        if deployment is None and self.router.takes(body):
+            return await self.router.run(body, lambda d, b: self._stream_on(b, principal, d), stream=True)
+        return await self._stream_on(body, principal, deployment)
+
+    async def _stream_on(self, body: Any, principal: Principal,
+                         deployment: Deployment | None) -> AsyncIterator[Event]:
+        """One attempt at `stream` on `deployment`, up to the first event."""
         req, provider = await self._prepare(body, principal, deployment)
         if _runs_here(req, provider):
             # The creating client follows the run like any later reader; leaving does not stop it.
@@ -193,11 +220,20 @@ class Gateway:
                               drop_params=bool(deployment.extra.get("drop_params",
                                                                     self.config.litellm_settings.drop_params)))
 
+        in_conversation = await self.conversations.history(body, principal.owner)
         chain = await self._chain(req, provider, principal)
         req.turn_items = normalize_input(body.get("input"))
-        if not provider.holds_state or chain:
-            history = chain_items(chain)
-            req.input_items = history + resolve_references(req.turn_items, history)
+        if not provider.holds_state or chain or in_conversation is not None:
+            history = chain_items(chain) if in_conversation is None else in_conversation[1]
+            turn = resolve_references(req.turn_items, history)
+            if in_conversation is not None:
+                req.turn_items = turn  # the conversation keeps the items themselves, not references
+            req.input_items = fit_window(history, turn, body, deployment) + turn
+        if provider.holds_state and in_conversation is not None:
+            # The upstream does not know our conversation ids: it gets the items as input instead, and
+            # the shell (unused by passthrough otherwise) remembers the conversation to echo and append to.
+            req.body = {**{k: v for k, v in body.items() if k != "conversation"}, "input": req.input_items}
+            req.shell = {"conversation": {"id": in_conversation[0]}}
         if not provider.holds_state:
             req.response_id = new_local_response_id(deployment.id)
             req.shell = response_shell(body, response_id=req.response_id, model=model or "",
@@ -231,9 +267,13 @@ class Gateway:
             resp["model"] = req.body["model"]
         if resp.get("previous_response_id") is not None:
             resp["previous_response_id"] = req.body.get("previous_response_id")
+        if "conversation" in req.shell:
+            resp["conversation"] = req.shell["conversation"]
 
     async def _persist(self, req: ProviderRequest, response: dict[str, Any], principal: Principal,
                        events: Sequence[bytes] | None = None) -> None:
+        if req.response_id and "conversation" in req.shell:  # even with store=false: the conversation is state
+            await self.conversations.append_turn(req.shell["conversation"]["id"], req.turn_items, response)
         if req.body.get("store") is False or not req.response_id:
             return
         await self.store.save(ResponseRecord(

@@ -33,7 +33,7 @@ from openai.types.responses import CompactedResponse, InputTokenCountResponse, R
 from openai.types.responses.response_item_list import ResponseItemList
 
 from . import chatapi
-from .config import Config, provider_env_defaults
+from .config import Config, config_from_dicts, provider_env_defaults
 from .deployments import Deployment, split_model
 from .errors import InvalidRequestError, RespgateError
 from .events import Event
@@ -270,6 +270,16 @@ class Client:
             return AsyncEventStream(self, chunks, parse=_parse_chunk)
         completion = await self._arun(chatapi.create(self._gateway, body, _SDK, deployment))
         return self._to_chat_completion(completion, body, response_format)
+
+
+class Router(Client):
+    """LiteLLM's `Router` for the Responses API: `Router(model_list=[...], routing_strategy=...,
+    num_retries=..., fallbacks=[...], redis_url=...)`; every `router_settings` key is a keyword.
+    Calls name a model group; the same methods as `Client` (`responses`, `aresponses`, ...)."""
+
+    def __init__(self, model_list: list[dict[str, Any]], *, store: Store | None = None,
+                 **router_settings: Any) -> None:
+        super().__init__(config=config_from_dicts(model_list, router_settings), store=store)
 
 
 def _as(type_: type[T], value: object) -> T:

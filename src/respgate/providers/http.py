@@ -5,7 +5,7 @@ which may quote our key)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -27,7 +27,11 @@ def stream_timeout(d: Deployment) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=min(float(idle), 10.0), sock_read=float(idle))
 
 
-def upstream_error(status: int, raw: bytes, d: Deployment) -> RespgateError:
+_RETRY_HEADERS = ("retry-after", "retry-after-ms")
+
+
+def upstream_error(status: int, raw: bytes, d: Deployment,
+                   headers: Mapping[str, str] | None = None) -> RespgateError:
     if status in (401, 403):
         return BadGatewayError(
             f"The upstream for model `{d.model_name}` refused the gateway's credentials "
@@ -35,6 +39,10 @@ def upstream_error(status: int, raw: bytes, d: Deployment) -> RespgateError:
     err = UpstreamError.from_body(status, raw, d.provider)
     if d.api_key and d.api_key in err.message:
         err.message = err.message.replace(d.api_key, "***")
+    for name in _RETRY_HEADERS:  # the router waits as told, and the client is told too
+        value = headers.get(name) if headers is not None else None
+        if value:
+            err.headers[name] = value
     return err
 
 
@@ -48,7 +56,7 @@ async def request_json(http: aiohttp.ClientSession | None, method: str, d: Deplo
                                 timeout=limits) as resp:
             raw = await resp.read()
             if resp.status >= 400:
-                raise upstream_error(resp.status, raw, d)
+                raise upstream_error(resp.status, raw, d, resp.headers)
     except RespgateError:
         raise
     except TimeoutError as e:
@@ -74,7 +82,7 @@ async def request_sse(http: aiohttp.ClientSession | None, method: str, d: Deploy
         async with http.request(method, url, params=query or None, data=body, headers=headers,
                                 timeout=stream_timeout(d)) as resp:
             if resp.status >= 400:
-                raise upstream_error(resp.status, await resp.read(), d)
+                raise upstream_error(resp.status, await resp.read(), d, resp.headers)
             event_name: str | None = None
             async for line in resp.content:
                 if line.startswith(b"data:"):

@@ -135,6 +135,14 @@ class Proxy:
             ("/responses/{response_id}/input_items", self.input_items, ["GET"]),
             ("/models", self.models, ["GET"]),
             ("/chat/completions", self.chat_completions, ["POST"]),
+            ("/conversations", self.create_conversation, ["POST"]),
+            ("/conversations/{conversation_id}", self.retrieve_conversation, ["GET"]),
+            ("/conversations/{conversation_id}", self.update_conversation, ["POST"]),
+            ("/conversations/{conversation_id}", self.delete_conversation, ["DELETE"]),
+            ("/conversations/{conversation_id}/items", self.conversation_items, ["GET"]),
+            ("/conversations/{conversation_id}/items", self.add_conversation_items, ["POST"]),
+            ("/conversations/{conversation_id}/items/{item_id}", self.conversation_item, ["GET"]),
+            ("/conversations/{conversation_id}/items/{item_id}", self.delete_conversation_item, ["DELETE"]),
         ]
         routes = []
         for path, handler, methods in table:
@@ -242,6 +250,52 @@ class Proxy:
             return StreamingResponse(chatapi.sse_frames(chunks), media_type="text/event-stream",
                                      headers=_SSE_HEADERS)
         return json_response(await self._with_timeout(chatapi.create(self.gateway, body, self._principal(request))))
+
+    # -- /v1/conversations: thin over gateway.conversations ---------------------------------------
+
+    async def create_conversation(self, request: Request) -> Response:
+        body = await self._json_body(request)
+        return json_response(await self.gateway.conversations.create(body, self._principal(request).owner))
+
+    async def retrieve_conversation(self, request: Request) -> Response:
+        return json_response(await self.gateway.conversations.retrieve(
+            request.path_params["conversation_id"], self._principal(request).owner))
+
+    async def update_conversation(self, request: Request) -> Response:
+        body = await self._json_body(request)
+        return json_response(await self.gateway.conversations.update(
+            request.path_params["conversation_id"], body, self._principal(request).owner))
+
+    async def delete_conversation(self, request: Request) -> Response:
+        return json_response(await self.gateway.conversations.delete(
+            request.path_params["conversation_id"], self._principal(request).owner))
+
+    async def conversation_items(self, request: Request) -> Response:
+        q = request.query_params
+        limit = _int_param(q.get("limit"), "limit", minimum=1, maximum=100)
+        order = q.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequestError(
+                f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.", param="order",
+                code="invalid_value")
+        return json_response(await self.gateway.conversations.list_items(
+            request.path_params["conversation_id"], self._principal(request).owner,
+            limit=20 if limit is None else limit, after=q.get("after"), order="asc" if order == "asc" else "desc"))
+
+    async def add_conversation_items(self, request: Request) -> Response:
+        body = await self._json_body(request)
+        return json_response(await self.gateway.conversations.add_items(
+            request.path_params["conversation_id"], body, self._principal(request).owner))
+
+    async def conversation_item(self, request: Request) -> Response:
+        p = request.path_params
+        return json_response(await self.gateway.conversations.item(
+            p["conversation_id"], p["item_id"], self._principal(request).owner))
+
+    async def delete_conversation_item(self, request: Request) -> Response:
+        p = request.path_params
+        return json_response(await self.gateway.conversations.delete_item(
+            p["conversation_id"], p["item_id"], self._principal(request).owner))
 
     # -- models, health, docs ----------------------------------------------------------------------
 

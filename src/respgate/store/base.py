@@ -29,6 +29,25 @@ class ResponseRecord:
     background: bool = False
 
 
+@dataclass(slots=True)
+class ConversationRecord:
+    """A conversation's own row; its items are stored apart, in order (`seq`), each with its id."""
+
+    id: str  # `conv_…`
+    owner: str  # as ResponseRecord.owner
+    created_at: float
+    metadata: dict[str, str] = field(default_factory=dict)
+    updated_at: float = 0.0  # last write (a new turn, items, metadata): what retention measures
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What one retention sweep removed."""
+
+    responses: int = 0
+    conversations: int = 0
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Create tables / connect. Called once before use."""
@@ -66,3 +85,37 @@ class Store(Protocol):
     async def mark_unfinished_failed(self, keep_providers: frozenset[str] = frozenset()) -> int:
         """At start-up: responses left `queued`/`in_progress` by a dead process become `failed`, except
         those of `keep_providers`, whose upstream runs them (OpenAI's own background responses)."""
+
+    # -- conversations (the Conversations API) --------------------------------------------------
+
+    async def save_conversation(self, conversation: ConversationRecord,
+                                items: Sequence[dict[str, Any]] = ()) -> None:
+        """Insert or update the conversation's row and append `items` (with ids), in one transaction."""
+
+    async def get_conversation(self, conversation_id: str) -> ConversationRecord | None: ...
+
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        """True when it existed; its items go with it (responses made in it stay)."""
+
+    async def add_conversation_items(self, conversation_id: str, items: Sequence[dict[str, Any]],
+                                     now: float) -> bool:
+        """Append items and mark the conversation active at `now`; False when it does not exist."""
+
+    async def conversation_items(
+        self, conversation_id: str, *, limit: int = 20, after: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """A page of the conversation's items and whether more follow (an unknown `after`: empty)."""
+
+    async def conversation_history(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Every item of the conversation, oldest first: the input history of its next turn."""
+
+    async def conversation_item(self, conversation_id: str, item_id: str) -> dict[str, Any] | None: ...
+
+    async def delete_conversation_item(self, conversation_id: str, item_id: str, now: float) -> bool: ...
+
+    # -- retention ------------------------------------------------------------------------------
+
+    async def purge(self, before: float) -> Purged:
+        """Delete for good the finished responses created before `before` (with their items and
+        events) and the conversations last written before it (with their items)."""

@@ -17,10 +17,13 @@ _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 def open_store(url: str | None) -> Store:
     """A store for `url` (not yet opened: the caller awaits `open()`).
 
-    None -> SQLite at $RESPGATE_DB or ./respgate.db; ``sqlite:///rel.db`` / ``sqlite:////abs.db``
+    None -> $DATABASE_URL (LiteLLM's variable) when set, else SQLite at $RESPGATE_DB or ./respgate.db;
+    ``sqlite:///rel.db`` / ``sqlite:////abs.db``
     or a bare path ending .db/.sqlite/.sqlite3 -> SQLite; ``memory://`` (or an in-memory SQLite
     URL) -> MemoryStore; ``postgresql://…`` / ``postgres://…`` -> PostgresStore (asyncpg DSN).
     """
+    if url is None:
+        url = os.environ.get("DATABASE_URL") or None
     if url is None:
         return SqliteStore(os.environ.get("RESPGATE_DB") or _DEFAULT_PATH)
     scheme, sep, rest = url.partition("://")

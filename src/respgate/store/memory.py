@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import orjson
 
-from respgate.store.base import ResponseRecord
+from respgate.store.base import ConversationRecord, Purged, ResponseRecord
 from respgate.store.sqlite import RESTARTED_ERROR, check_page_args
 
 _UNFINISHED = frozenset({"queued", "in_progress"})
@@ -22,6 +22,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._records: dict[str, ResponseRecord] = {}
         self._events: dict[str, list[bytes]] = {}
+        self._conversations: dict[str, ConversationRecord] = {}
+        self._conversation_items: dict[str, list[dict[str, Any]]] = {}
 
     async def open(self) -> None:
         return None
@@ -98,6 +100,76 @@ class MemoryStore:
         return marked
 
 
+    # -- conversations -------------------------------------------------------------------------
+
+    async def save_conversation(self, conversation: ConversationRecord,
+                                items: Sequence[dict[str, Any]] = ()) -> None:
+        self._conversations[conversation.id] = ConversationRecord(
+            conversation.id, conversation.owner, conversation.created_at, dict(conversation.metadata),
+            conversation.updated_at)
+        self._conversation_items.setdefault(conversation.id, []).extend(_json_copy(list(items)))
+
+    async def get_conversation(self, conversation_id: str) -> ConversationRecord | None:
+        found = self._conversations.get(conversation_id)
+        if found is None:
+            return None
+        return ConversationRecord(found.id, found.owner, found.created_at, dict(found.metadata), found.updated_at)
+
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        self._conversation_items.pop(conversation_id, None)
+        return self._conversations.pop(conversation_id, None) is not None
+
+    async def add_conversation_items(self, conversation_id: str, items: Sequence[dict[str, Any]],
+                                     now: float) -> bool:
+        found = self._conversations.get(conversation_id)
+        if found is None:
+            return False
+        found.updated_at = now
+        self._conversation_items[conversation_id].extend(_json_copy(list(items)))
+        return True
+
+    async def conversation_items(
+        self, conversation_id: str, *, limit: int = 20, after: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> tuple[list[dict[str, Any]], bool]:
+        items = self._conversation_items.get(conversation_id, [])
+        if order == "desc":
+            items = items[::-1]
+        if after is not None:
+            ids = [item.get("id") for item in items]
+            if after not in ids:
+                return [], False
+            items = items[ids.index(after) + 1:]
+        return _json_copy(items[:limit]), len(items) > limit
+
+    async def conversation_history(self, conversation_id: str) -> list[dict[str, Any]]:
+        return _json_copy(self._conversation_items.get(conversation_id, []))
+
+    async def conversation_item(self, conversation_id: str, item_id: str) -> dict[str, Any] | None:
+        for item in self._conversation_items.get(conversation_id, []):
+            if item.get("id") == item_id:
+                return _json_copy([item])[0]
+        return None
+
+    async def delete_conversation_item(self, conversation_id: str, item_id: str, now: float) -> bool:
+        items = self._conversation_items.get(conversation_id, [])
+        kept = [item for item in items if item.get("id") != item_id]
+        if len(kept) == len(items):
+            return False
+        self._conversation_items[conversation_id] = kept
+        self._conversations[conversation_id].updated_at = now
+        return True
+
+    async def purge(self, before: float) -> Purged:
+        old = [r.id for r in self._records.values() if r.created_at < before and r.status not in _UNFINISHED]
+        for response_id in old:
+            await self.delete(response_id)
+        stale = [c.id for c in self._conversations.values() if c.updated_at < before]
+        for conversation_id in stale:
+            await self.delete_conversation(conversation_id)
+        return Purged(len(old), len(stale))
+
+
 def _copy(record: ResponseRecord) -> ResponseRecord:
     return ResponseRecord(
         id=record.id,
@@ -112,3 +184,8 @@ def _copy(record: ResponseRecord) -> ResponseRecord:
         input_items=orjson.loads(orjson.dumps(record.input_items)),
         background=record.background,
     )
+
+
+def _json_copy(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    copied: list[dict[str, Any]] = orjson.loads(orjson.dumps(items))
+    return copied

@@ -50,6 +50,7 @@ from asyncpg.exceptions import InternalClientError, OperatorInterventionError, P
 
 from respgate.errors import ServiceUnavailableError
 from respgate.store.base import ResponseRecord
+from respgate.store.postgres_conversations import CONVERSATION_SCHEMA, PostgresConversations
 from respgate.store.sqlite import RESTARTED_ERROR, check_page_args, join_events, split_events
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ class _Delete:
 _Write = _Save | _Delete
 
 
-class PostgresStore:
+class PostgresStore(PostgresConversations):
     """`Store` on PostgreSQL. `commits` counts committed write batches."""
 
     def __init__(
@@ -307,7 +308,7 @@ class PostgresStore:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
             if self.schema is not None:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await conn.execute(_SCHEMA)
+            await conn.execute(_SCHEMA + CONVERSATION_SCHEMA)
             if self.instance_name is not None:  # our predecessors in this slot are dead
                 await conn.execute(
                     "DELETE FROM heartbeat WHERE instance_name = $1 AND instance_id <> $2",

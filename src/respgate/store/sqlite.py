@@ -41,6 +41,7 @@ import orjson
 
 from respgate.errors import InvalidRequestError, ServiceUnavailableError
 from respgate.store.base import ResponseRecord
+from respgate.store.sqlite_conversations import CONVERSATION_SCHEMA, SqliteConversations
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ _CHECKPOINT = object()  # asks the writer thread for a passive WAL checkpoint
 _CHECKPOINT_EVERY = 256  # inline commits between checkpoints (WAL stays a few MB at most)
 
 
-class SqliteStore:
+class SqliteStore(SqliteConversations):
     """`Store` on one SQLite file. `commits` counts committed write transactions."""
 
     def __init__(self, path: str, *, busy_timeout: float = 5.0, readers: int = 2,
@@ -452,7 +453,7 @@ class SqliteStore:
             if writer:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
+                conn.executescript(_SCHEMA + CONVERSATION_SCHEMA)
             else:
                 conn.execute("PRAGMA query_only=1")
         except sqlite3.Error:

@@ -44,6 +44,7 @@ _RESPONSE = {"type": "object", "required": ["id", "object", "created_at", "statu
                             "output": {"type": "array", "items": {"type": "object"}}}}
 
 _ID_PARAM = {"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_CONV_PARAM = {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -111,6 +112,42 @@ def openapi_document() -> dict[str, Any]:
                                "stream": {"type": ["boolean", "null"]}}}}}},
             "responses": {"200": _json({"type": "object", "required": ["id", "object", "choices"]}),
                           **_errors(*auth_errors, 413, 502, 504)}}},
+        "/v1/conversations": {"post": {
+            "operationId": "createConversation",
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}},
+                                                 "metadata": {"type": ["object", "null"]}}}}}},
+            "responses": {"200": _json({"type": "object", "required": ["id", "object"]}),
+                          **_errors(*auth_errors, 413)}}},
+        "/v1/conversations/{conversation_id}": {
+            **{method: {"operationId": f"{method}Conversation", "parameters": [_CONV_PARAM],
+                        "responses": {"200": _json({"type": "object", "required": ["id", "object"]}),
+                                      **_errors(*auth_errors)}}
+               for method in ("get", "delete")},
+            "post": {"operationId": "updateConversation", "parameters": [_CONV_PARAM],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["metadata"],
+                         "properties": {"metadata": {"type": "object"}}}}}},
+                     "responses": {"200": _json({"type": "object"}), **_errors(*auth_errors)}}},
+        "/v1/conversations/{conversation_id}/items": {
+            "get": {"operationId": "listConversationItems", "parameters": [
+                _CONV_PARAM,
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                {"name": "order", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"]}},
+                {"name": "after", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": _json({"type": "object", "required": ["object", "data", "has_more"]}),
+                              **_errors(*auth_errors)}},
+            "post": {"operationId": "createConversationItems", "parameters": [_CONV_PARAM],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["items"],
+                         "properties": {"items": {"type": "array", "items": {"type": "object"}}}}}}},
+                     "responses": {"200": _json({"type": "object"}), **_errors(*auth_errors)}}},
+        "/v1/conversations/{conversation_id}/items/{item_id}": {
+            method: {"operationId": f"{method}ConversationItem",
+                     "parameters": [_CONV_PARAM, {"name": "item_id", "in": "path", "required": True,
+                                                  "schema": {"type": "string"}}],
+                     "responses": {"200": _json({"type": "object"}), **_errors(*auth_errors)}}
+            for method in ("get", "delete")},
         "/v1/models": {"get": {"operationId": "listModels",
                                "responses": {"200": _json({"type": "object", "required": ["object", "data"]}),
                                              **_errors(401)}}},

@@ -2,13 +2,17 @@
 # Side-by-side benchmark of respgate and LiteLLM on the canned upstream that setup.sh serves.
 # Each gateway runs with one worker pinned to CPU 1 (`taskset -c 1`); wrk and the stream client run on CPU 0.
 # Per gateway: direct-upstream p50 (the baseline for "added p50"), non-stream rps/p50/p99 at c=1 and c=32,
-# streaming time to first event (sequential streams) and events/s at c=32, RSS idle and right after load.
+# streaming time to first event (sequential streams) and events/s at c=32, RSS idle and right after load;
+# the same for each native adapter's model (Anthropic, Gemini, Bedrock); for respgate also what a chained
+# turn (previous_response_id, 20-item history) costs beside a plain one (chain_bench.py, then wrk at c=32).
 # Figures go to $BENCH_DIR/results-<gateway>.txt; the script ends with one table, respgate beside LiteLLM.
 # Usage: run.sh [respgate|litellm|both]        (default both; a single gateway reuses the other's last results)
 # Env:   DUR (seconds per wrk run, default 10), STREAMS (sequential streams for TTFE, default 200),
 #        WARMUP (seconds of load before measuring a model, default 2), RESPGATE_VENV (its bin/respgate is
 #        started; default: `respgate` on PATH), LITELLM_VENV (default /tmp/bench-litellm),
-#        BENCH_DIR (scratch files, default /tmp/respgate-bench), READY_TIMEOUT (seconds, default 180)
+#        BENCH_DIR (scratch files, default /tmp/respgate-bench), READY_TIMEOUT (seconds, default 180),
+#        CHAIN_MODEL (the model chained turns go to, default bench-chat), CHAIN_HISTORY (items, default 20),
+#        CHAIN_TURNS (measured turns of each kind, default 300)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 which_gateways=${1:-both}
@@ -24,7 +28,14 @@ upstream_stream=http://127.0.0.1:18090
 load_cpu=0
 gateway_cpu=1
 not_built="n/a (not built)"
-models="bench-native bench-chat bench-native-stream bench-chat-stream"
+no_chain="n/a (needs a DB)"  # LiteLLM keeps responses for previous_response_id only in its database
+providers="native chat anthropic gemini bedrock"  # bench-<p> (JSON) and bench-<p>-stream (SSE) for each
+json_models="" stream_models=""
+for p in $providers; do json_models="$json_models bench-$p"; stream_models="$stream_models bench-$p-stream"; done
+models="$json_models $stream_models"
+chain_model=${CHAIN_MODEL:-bench-chat}
+chain_history=${CHAIN_HISTORY:-20}
+chain_turns=${CHAIN_TURNS:-300}
 
 case $which_gateways in
   respgate | litellm) gateways=$which_gateways ;;
@@ -43,11 +54,9 @@ lookup() {  # file key -- the value, or "-" when absent
   [ -f "$1" ] && awk -F= -v k="$2" '$1 == k { v = substr($0, length(k) + 2) } END { print (v == "" ? "-" : v) }' "$1" \
     || echo "-"
 }
-short() {  # model -> result key prefix
-  case $1 in
-    bench-native) echo native ;; bench-chat) echo chat ;;
-    bench-native-stream) echo native_stream ;; bench-chat-stream) echo chat_stream ;;
-  esac
+short() {  # model -> result key prefix: bench-native -> native, bench-gemini-stream -> gemini_stream
+  local p=${1#bench-}
+  echo "${p//-/_}"
 }
 
 # ---------------------------------------------------------------- load generation
@@ -179,7 +188,7 @@ bench_gateway() {  # name port
   sleep 2
   record rss.idle "$(rss_mb "$gateway_pid")"
 
-  for model in bench-native bench-chat; do
+  for model in $json_models; do
     p=$(short "$model")
     case " $built " in *" $model "*) ;; *) record "$p.missing" "$not_built"; continue ;; esac
     echo "== $name: $model non-stream"
@@ -194,7 +203,7 @@ bench_gateway() {  # name port
     record "$p.c32.errors" "$wrk_bad"
   done
 
-  for model in bench-native-stream bench-chat-stream; do
+  for model in $stream_models; do
     p=$(short "$model")
     case " $built " in *" $model "*) ;; *) record "$p.missing" "$not_built"; continue ;; esac
     echo "== $name: $model streaming"
@@ -208,16 +217,46 @@ bench_gateway() {  # name port
     record "$p.c32.events" "$(awk -v s="$wrk_rps" -v e="$sc_events" 'BEGIN { printf "%.0f", s * e }')"
   done
   record rss.load "$peak"
+  bench_chain "$name" "$base"
   stop_gateway
+}
+
+chain_bench() {  # base_url model -- sets cb_* from chain_bench.py's key=value lines
+  local out
+  out=$(taskset -c "$load_cpu" python3 "$here/chain_bench.py" "$1" "$2" --history "$chain_history" \
+        --turns "$chain_turns" --key "$key")
+  cb_items=$(echo "$out" | awk -F= '$1 == "chain_items" { print $2 }')
+  cb_plain=$(echo "$out" | awk -F= '$1 == "plain_p50_ms" { print $2 }')
+  cb_chained=$(echo "$out" | awk -F= '$1 == "chained_p50_ms" { print $2 }')
+  cb_added=$(echo "$out" | awk -F= '$1 == "chained_added_p50_ms" { print $2 }')
+  cb_tip=$(echo "$out" | awk -F= '$1 == "tip" { print $2 }')
+  cb_failed=$(echo "$out" | awk -F= '$1 == "failed" { print $2 }')
+}
+
+bench_chain() {  # name base -- chained turn vs plain turn (respgate only: LiteLLM needs a DB for it)
+  if [ "$1" != respgate ]; then record chain.missing "$no_chain"; return 0; fi
+  case " $built " in *" $chain_model "*) ;; *) record chain.missing "$not_built"; return 0 ;; esac
+  echo "== $1: chained turns ($chain_model, $chain_history-item history)"
+  if ! chain_bench "$2" "$chain_model" || [ -z "$cb_tip" ]; then record chain.missing "$not_built"; return 0; fi
+  record chain.items "$cb_items"
+  record chain.plain.p50 "$cb_plain"; record chain.plain.errors "${cb_failed:-0}"
+  record chain.chained.p50 "$cb_chained"; record chain.chained.errors "${cb_failed:-0}"
+  record chain.added_p50 "$cb_added"; record chain.errors "${cb_failed:-0}"
+  # the same chained turn under load: every request continues the tip
+  wrk_run "$2" "$chain_model" 32 "$dur" ",\"previous_response_id\":\"$cb_tip\""
+  record chain.c32.rps "$wrk_rps"; record chain.c32.p50 "$wrk_p50"; record chain.c32.errors "$wrk_bad"
+  wrk_run "$2" "$chain_model" 32 "$dur" ""
+  record chain.plain_c32.rps "$wrk_rps"; record chain.plain_c32.p50 "$wrk_p50"; record chain.plain_c32.errors "$wrk_bad"
 }
 
 # ---------------------------------------------------------------- the table
 value() {  # gateway key -- the figure, or why there is none
-  local file="$run_dir/results-$1.txt" v
+  local file="$run_dir/results-$1.txt" v why
   v=$(lookup "$file" "$2")
   if [ "$v" = - ]; then
     [ "$(lookup "$file" missing)" != - ] && { echo "$not_built"; return; }
-    [ "$(lookup "$file" "${2%%.*}.missing")" != - ] && { echo "$not_built"; return; }
+    why=$(lookup "$file" "${2%%.*}.missing")
+    [ "$why" != - ] && { echo "$why"; return; }
   fi
   [ "$v" != - ] && [ "$(lookup "$file" "${2%.*}.errors")" -gt 0 ] 2>/dev/null && v="$v*"
   echo "$v"
@@ -264,6 +303,21 @@ print_table() {
     row "$p: streams/s c=32" "$p.c32.streams" higher
     row "$p: events/s c=32" "$p.c32.events" higher
   done
+  for p in anthropic gemini bedrock; do
+    row "$p: rps c=1" "$p.c1.rps" higher
+    row "$p: added p50 c=1 (ms)" "$p.c1.added_p50" lower
+    row "$p: rps c=32" "$p.c32.rps" higher
+    row "$p: p99 c=32 (ms)" "$p.c32.p99" lower
+    row "${p}_stream: TTFE p50 c=1 (ms)" "${p}_stream.ttfe.p50" lower
+    row "${p}_stream: events per stream" "${p}_stream.events_per_stream" none
+    row "${p}_stream: events/s c=32" "${p}_stream.c32.events" higher
+  done
+  row "chain: history items" chain.items none
+  row "chain: plain turn p50 c=1 (ms)" chain.plain.p50 none
+  row "chain: chained turn p50 c=1 (ms)" chain.chained.p50 none
+  row "chain: chained added p50 c=1 (ms)" chain.added_p50 none
+  row "chain: plain turn rps c=32" chain.plain_c32.rps none
+  row "chain: chained turn rps c=32" chain.c32.rps none
   row "RSS idle (MB)" rss.idle lower
   row "RSS after c=32 load (MB)" rss.load lower
   echo
@@ -279,9 +333,11 @@ print_table() {
 
 # ---------------------------------------------------------------- main
 mkdir -p "$run_dir"
+# /v1/messages too: an upstream set up before the native adapters' routes existed gets them (setup.sh reloads)
 if ! curl -sf -o /dev/null --max-time 5 -X POST "$upstream/v1/responses" \
-   || ! curl -sf -o /dev/null --max-time 5 -X POST "$upstream_stream/v1/responses"; then
-  echo "canned upstream is down; running setup.sh" >&2
+   || ! curl -sf -o /dev/null --max-time 5 -X POST "$upstream_stream/v1/responses" \
+   || ! curl -sf -o /dev/null --max-time 5 -X POST "$upstream_stream/v1/messages"; then
+  echo "canned upstream is down or out of date; running setup.sh" >&2
   "$here/setup.sh" >/dev/null
 fi
 respgate_bin=""

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares the side-by-side gateway benchmark, idempotently: installs wrk and nginx (apt), LiteLLM's proxy
 # (the reference) in its own venv, writes the canned upstream's files into $BENCH_DIR and makes sure nginx
-# serves them: instant JSON answers on 127.0.0.1:18080, SSE streams on 127.0.0.1:18090.
+# serves them: instant JSON answers on 127.0.0.1:18080, streams on 127.0.0.1:18090 (SSE; Bedrock's binary
+# event stream), for the OpenAI, Anthropic, Gemini and Bedrock APIs alike.
 # Usage: setup.sh          -- install what is missing, (re)start the upstream; prints the LiteLLM venv last
 #        setup.sh stop     -- stop the upstream this script started
 # Env:   LITELLM_VENV (default /tmp/bench-litellm), BENCH_DIR (default /tmp/respgate-bench),

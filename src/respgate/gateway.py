@@ -14,6 +14,8 @@ or as `Event`s; the proxy and the SDK only frame them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -161,6 +163,8 @@ class Gateway:
         # An upstream's background response must be findable after this client leaves: store it at once.
         stored_early = not (provider.holds_state and req.body.get("background"))
         sent = 0  # events relayed; sequence numbers run 0, 1, 2, ... so this is the next one
+        done_items: list[dict[str, Any]] = []  # finished output items, for a client that leaves midway
+        ended = False
         ev: Event | None = first
         try:
             while ev is not None:
@@ -174,23 +178,46 @@ class Gateway:
                         if ev.is_terminal or not stored_early:
                             await self._persist(req, resp, principal)
                             stored_early = True
+                elif ev.type == "response.output_item.done":
+                    done_items.append(ev.obj["item"])
+                ended = ev.is_terminal
                 yield ev
                 sent += 1
-                if ev.is_terminal:
+                if ended:
                     return
                 ev = await anext(events, None)
         except RespgateError as e:
             failed = self._failed_event(req, last_response, sent, e)
             await self._persist(req, failed.obj["response"], principal)
+            ended = True
             yield failed
             return
         finally:
+            if not ended and last_response is not None:
+                # The client left (or was cut off) after being told the response's id: it must still be
+                # retrievable. Shielded, so the cancellation that ended the stream cannot stop the save.
+                partial = self._left_midway(req, provider, last_response, done_items)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(self._persist(req, partial, principal))
             await _aclose(events)
         # The upstream ended without a terminal event: the client must still learn how it ended.
         failed = self._failed_event(req, last_response, sent,
                                     BadGatewayError("The upstream stream ended before the response finished."))
         await self._persist(req, failed.obj["response"], principal)
         yield failed
+
+    @staticmethod
+    def _left_midway(req: ProviderRequest, provider: Provider, snapshot: dict[str, Any],
+                     done_items: list[dict[str, Any]]) -> dict[str, Any]:
+        """What is stored when a streaming client leaves before the end. A stateful upstream keeps going
+        and holds the result (GET asks it while the record says in_progress); a response this gateway was
+        making stops here, `incomplete`, with the items that had finished."""
+        if provider.holds_state:
+            return snapshot
+        partial = dict(snapshot)
+        partial["status"] = "incomplete"
+        partial["output"] = list(done_items)
+        return partial
 
     def _failed_event(self, req: ProviderRequest, snapshot: dict[str, Any] | None, seq: int,
                       err: RespgateError) -> Event:
@@ -335,7 +362,8 @@ class Gateway:
     async def retrieve(self, response_id: str, principal: Principal, include: list[str] | None = None,
                        deployment: Deployment | None = None) -> dict[str, Any]:
         t = await self._target(response_id, principal, deployment)
-        live = t.record.background and t.record.status in _NON_TERMINAL
+        # in_progress at a stateful upstream: a background response, or a stream whose client left
+        live = t.record.status in _NON_TERMINAL
         if t.upstream is not None and (live or include or not t.stored):
             try:
                 resp = self._from_upstream(

@@ -178,3 +178,19 @@ def test_response_object_validates_against_openai_types(client: OpenAI, proxy: S
                      json={"model": "mock/reasoning", "input": "x", "metadata": {"k": "v"}}).json()
     Response.model_validate(raw)
     assert raw["metadata"] == {"k": "v"}
+
+
+def test_a_compacted_window_continues_the_session(client: OpenAI, proxy: ServerThread) -> None:
+    first = client.responses.create(model="mock/recall", input="alpha")
+    second = client.responses.create(model="mock/recall", input="beta", previous_response_id=first.id)
+    window = httpx.post(proxy.url + "/v1/responses/compact", headers=AUTH,
+                        json={"model": "mock/recall", "previous_response_id": second.id}).json()
+    assert [o["type"] for o in window["output"]] == ["message", "message", "compaction"]
+    follow = httpx.post(proxy.url + "/v1/responses", headers=AUTH,
+                        json={"model": "mock/recall", "input": [*window["output"],
+                                                                {"role": "user", "content": "gamma"}]})
+    assert follow.status_code == 200, follow.text
+    assert follow.json()["output"][0]["content"][0]["text"] == "alpha | beta | gamma"
+    forged = dict(window["output"][-1], encrypted_content="respgate.compaction.v1:not-base64!")
+    bad = httpx.post(proxy.url + "/v1/responses", headers=AUTH, json={"model": "mock/recall", "input": [forged]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "input[0].encrypted_content"

@@ -30,6 +30,7 @@ from .conversations import Conversations
 from .deployments import Deployment, ModelRegistry
 from .errors import BadGatewayError, InvalidRequestError, NotFoundError, RespgateError
 from .events import Event
+from .history import chain_items, compact_locally, expand_compactions, has_local_compaction, resolve_references
 from .ids import decode_response_id, encode_response_id, new_local_response_id
 from .providers.base import Provider, ProviderRequest, StatefulProvider
 from .providers.mock import count_tokens
@@ -250,6 +251,10 @@ class Gateway:
         in_conversation = await self.conversations.history(body, principal.owner)
         chain = await self._chain(req, provider, principal)
         req.turn_items = normalize_input(body.get("input"))
+        if has_local_compaction(req.turn_items):  # our own compaction window: the items it folded, unfolded
+            req.turn_items = expand_compactions(req.turn_items)
+            if provider.holds_state:  # a foreign encrypted blob would be refused upstream
+                req.body = body = {**body, "input": req.turn_items}
         if not provider.holds_state or chain or in_conversation is not None:
             history = chain_items(chain) if in_conversation is None else in_conversation[1]
             turn = resolve_references(req.turn_items, history)
@@ -518,57 +523,6 @@ _LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.qu
 def _runs_here(req: ProviderRequest, provider: Provider) -> bool:
     """A background response the gateway runs itself (a native upstream runs its own)."""
     return bool(req.body.get("background")) and not provider.holds_state
-
-
-def chain_items(chain: list[ResponseRecord]) -> list[dict[str, Any]]:
-    """A stored chain as the input items a model sees next: each turn's input, then its output."""
-    items: list[dict[str, Any]] = []
-    for rec in chain:
-        items.extend(rec.input_items)
-        items.extend(rec.response.get("output") or [])
-    return items
-
-
-def resolve_references(turn: list[dict[str, Any]], history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`item_reference` inputs replaced by the items they name, from the chain being continued (the
-    only items a provider without its own store could mean)."""
-    if not any(item.get("type") == "item_reference" for item in turn):
-        return turn
-    by_id = {item["id"]: item for item in history if isinstance(item.get("id"), str)}
-    resolved = []
-    for n, item in enumerate(turn):
-        if item.get("type") != "item_reference":
-            resolved.append(item)
-            continue
-        found = by_id.get(item.get("id"))
-        if found is None:
-            raise InvalidRequestError(f"Item with id '{item.get('id')}' not found.", param=f"input[{n}].id",
-                                      code="item_not_found")
-        resolved.append(found)
-    return resolved
-
-
-def compact_locally(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Compaction for providers without it: keep the user's messages, fold the rest into one item whose
-    `encrypted_content` carries the folded items, so the window continues the session."""
-    import base64
-
-    from .ids import new_item_id
-
-    kept = [i for i in items if i.get("type") == "message" and i.get("role") == "user"]
-    folded = [i for i in items if i not in kept]
-    output: list[dict[str, Any]] = list(kept)
-    if folded:
-        output.append({"id": new_item_id("cmp"), "type": "compaction",
-                       "encrypted_content": base64.b64encode(orjson.dumps(folded)).decode()})
-    tokens = count_tokens(items)
-    return {
-        "id": new_item_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
-        "output": output,
-        "usage": {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-                  "output_tokens": count_tokens(output), "output_tokens_details": {"reasoning_tokens": 0},
-                  "total_tokens": tokens + count_tokens(output)},
-    }
 
 
 def _orphan(record: ResponseRecord) -> Deployment:

@@ -45,6 +45,11 @@ _API_OPTIONAL: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+# Fields the live API accepts beyond openai's types: `/responses/compact` hands back the user's messages
+# with ids, and OpenAI's docs say to send that window back as the next input.
+_API_EXTRA: Final[dict[str, tuple[str, ...]]] = {"Message": ("id",)}
+
+
 def _wire_schema(schema: Any) -> Any:
     """openai's TypedDicts tuned to what the wire allows: unknown keys are errors, `Iterable[...]`
     fields are plain lists (pydantic validates iterables lazily, i.e. never, for our purpose),
@@ -62,10 +67,13 @@ def _wire_schema(schema: Any) -> Any:
         out["type"] = "list"
     elif kind == "typed-dict":
         out["extra_behavior"] = "forbid"
-        relaxed = _API_OPTIONAL.get(getattr(schema.get("cls"), "__name__", ""), ())
-        for name in relaxed:
+        cls_name = getattr(schema.get("cls"), "__name__", "")
+        for name in _API_OPTIONAL.get(cls_name, ()):
             if name in out.get("fields", {}):
                 out["fields"][name] = {**out["fields"][name], "required": False}
+        for name in _API_EXTRA.get(cls_name, ()):
+            out.setdefault("fields", {})[name] = {"type": "typed-dict-field", "schema": {"type": "str"},
+                                                  "required": False}
     elif kind == "union":  # members are told apart by their `type` tags: the first match is the one
         out["mode"] = "left_to_right"
     return out

@@ -30,6 +30,7 @@ import orjson
 from ...deployments import Deployment
 from ...errors import InvalidRequestError
 from ..chat.request import GATEWAY_FIELDS
+from ..refusals import FieldMapping
 
 __all__ = ["DEFAULT_MAX_TOKENS", "REDACTED_PREFIX", "SIGNATURE_PREFIX", "THINKING_BUDGETS", "beta_header",
            "to_messages_request"]
@@ -47,27 +48,13 @@ THINKING_BUDGETS: Final[dict[str, int]] = {"low": 1024, "medium": 4096, "high": 
 _NO_THINKING: Final = frozenset({"none", "minimal"})
 _EPHEMERAL: Final[Json] = {"type": "ephemeral"}
 _IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-_OUTPUT_METADATA: Final = frozenset({"id", "status", "type", "annotations", "logprobs", "phase"})
 
 
-class _Mapping:
-    __slots__ = ("drop_params",)
+class _Mapping(FieldMapping):
+    __slots__ = ()
 
     def __init__(self, drop_params: bool) -> None:
-        self.drop_params = drop_params
-
-    def refuse(self, param: str, what: str, *, code: str = "unsupported_parameter") -> None:
-        """The 400 for what Anthropic cannot honour; returns (drop it) under drop_params."""
-        if self.drop_params:
-            return
-        raise InvalidRequestError(
-            f"{what} is not supported by the 'anthropic' provider (Messages API); remove '{param}' or set "
-            "drop_params to drop it.", param=param, code=code)
-
-    def check_extras(self, obj: Json, known: frozenset[str], param: str) -> None:
-        for key, value in obj.items():
-            if key not in known and key not in _OUTPUT_METADATA and value not in (None, False, [], {}):
-                self.refuse(f"{param}.{key}", f"'{key}'")
+        super().__init__("the 'anthropic' provider (Messages API)", drop_params)
 
 
 def to_messages_request(body: Json, items: list[Json], d: Deployment, *, stream: bool,

@@ -23,6 +23,7 @@ import orjson
 
 from ...errors import InvalidRequestError
 from ..chat.request import GATEWAY_FIELDS
+from ..refusals import FieldMapping
 
 __all__ = ["REDACTED_PREFIX", "SIGNATURE_PREFIX", "THINKING_BUDGETS", "to_converse_request"]
 
@@ -45,30 +46,16 @@ _DOCUMENT_FORMATS: Final = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
 }
 _DATA_URL: Final = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(?P<data>.*)", re.DOTALL)
-_OUTPUT_METADATA: Final = frozenset({"id", "status", "type", "annotations", "logprobs", "phase"})
 _CACHE_POINT: Final = {"cachePoint": {"type": "default"}}
 _OPENING_USER_TEXT: Final = "."
 
 
 
-class _Mapping:
-    __slots__ = ("drop_params",)
+class _Mapping(FieldMapping):
+    __slots__ = ()
 
     def __init__(self, drop_params: bool) -> None:
-        self.drop_params = drop_params
-
-    def refuse(self, param: str, what: str, *, code: str = "unsupported_parameter") -> None:
-        """The 400 for a field Converse cannot honour; returns (drop it) under drop_params."""
-        if self.drop_params:
-            return
-        raise InvalidRequestError(
-            f"{what} is not supported by the 'bedrock' provider (Converse); remove '{param}' or set drop_params "
-            "to drop it.", param=param, code=code)
-
-    def check_extras(self, obj: Json, known: frozenset[str], param: str) -> None:
-        for key, value in obj.items():
-            if key not in known and key not in _OUTPUT_METADATA and value not in (None, False, [], {}):
-                self.refuse(f"{param}.{key}", f"'{key}'")
+        super().__init__("the 'bedrock' provider (Converse)", drop_params)
 
 
 def to_converse_request(body: Json, items: list[Json], model_id: str, extra: Mapping[str, Any], *,

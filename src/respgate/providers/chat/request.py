@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ...errors import InvalidRequestError
+from ..refusals import FieldMapping
 from .profiles import ChatProfile
 
 __all__ = ["GATEWAY_FIELDS", "to_chat_request"]
@@ -37,31 +38,16 @@ GATEWAY_FIELDS: Final = frozenset({
 })
 
 # Keys of past output items that describe what the model produced, not what the client asks for.
-_OUTPUT_METADATA: Final = frozenset({"id", "status", "type", "annotations", "logprobs", "phase"})
 
 
-class _Mapping:
+class _Mapping(FieldMapping):
     """One translation: the profile, the drop_params choice, and the refusal rule."""
 
-    __slots__ = ("drop_params", "profile")
+    __slots__ = ("profile",)
 
     def __init__(self, profile: ChatProfile, drop_params: bool) -> None:
+        super().__init__(f"the '{profile.name}' provider (Chat Completions)", drop_params)
         self.profile = profile
-        self.drop_params = drop_params
-
-    def refuse(self, param: str, what: str, *, code: str = "unsupported_parameter") -> None:
-        """Raises the 400 for a field the target cannot honour; returns (drop it) under drop_params."""
-        if self.drop_params:
-            return
-        raise InvalidRequestError(
-            f"{what} is not supported by the '{self.profile.name}' provider (Chat Completions); "
-            f"remove '{param}' or set drop_params to drop it.", param=param, code=code)
-
-    def check_extras(self, obj: Json, known: frozenset[str], param: str) -> None:
-        """Keys beyond `known` that carry a value have no counterpart here."""
-        for key, value in obj.items():
-            if key not in known and key not in _OUTPUT_METADATA and value not in (None, False, [], {}):
-                self.refuse(f"{param}.{key}", f"'{key}'")
 
 
 def to_chat_request(body: dict[str, Any], items: list[dict[str, Any]], profile: ChatProfile, model: str, *,

@@ -28,6 +28,7 @@ import orjson
 
 from ...errors import InvalidRequestError
 from ..chat.request import GATEWAY_FIELDS
+from ..refusals import FieldMapping
 from . import signatures
 from .signatures import Signed
 
@@ -36,26 +37,14 @@ __all__ = ["thinking_family", "to_gemini_request"]
 Json = dict[str, Any]
 
 _NO_EFFECT: Final = frozenset({"user", "safety_identifier", "prompt_cache_key"})
-_OUTPUT_METADATA: Final = frozenset({"id", "status", "type", "annotations", "logprobs", "phase"})
 
 
-class _Mapping:
-    __slots__ = ("drop_params", "provider")
+class _Mapping(FieldMapping):
+    __slots__ = ("provider",)
 
     def __init__(self, provider: str, drop_params: bool) -> None:
+        super().__init__(f"the '{provider}' provider (Gemini)", drop_params)
         self.provider = provider
-        self.drop_params = drop_params
-
-    def refuse(self, param: str, what: str, *, code: str = "unsupported_parameter") -> None:
-        if self.drop_params:
-            return
-        raise InvalidRequestError(f"{what} is not supported by the '{self.provider}' provider (Gemini); "
-                                  f"remove '{param}' or set drop_params to drop it.", param=param, code=code)
-
-    def check_extras(self, obj: Json, known: frozenset[str], param: str) -> None:
-        for key, value in obj.items():
-            if key not in known and key not in _OUTPUT_METADATA and value not in (None, False, [], {}):
-                self.refuse(f"{param}.{key}", f"'{key}'")
 
 
 def to_gemini_request(body: Json, items: list[Json], model: str, *, provider: str = "gemini",

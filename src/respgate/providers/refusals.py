@@ -3,7 +3,7 @@ field, or — with LiteLLM's `drop_params` — the field dropped. Never silently
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from ..errors import InvalidRequestError
 
@@ -27,6 +27,13 @@ class FieldMapping:
             return
         raise InvalidRequestError(f"{what} is not supported by {self.target}; remove '{param}' or set "
                                   "drop_params to drop it.", param=param, code=code)
+
+    def unresolved_reference(self, item: dict[str, Any], param: str) -> NoReturn:
+        """An `item_reference` the gateway did not resolve (it resolves those of the chain being continued
+        before any provider runs): it names an item this gateway does not hold."""
+        raise InvalidRequestError(f"Item reference '{item.get('id')}' at '{param}' cannot be resolved for "
+                                  f"{self.target}: send the item itself instead.", param=param,
+                                  code="unsupported_value")
 
     def check_extras(self, obj: dict[str, Any], known: frozenset[str], param: str) -> None:
         """Keys beyond `known` that carry a value have no counterpart here."""

@@ -273,9 +273,7 @@ def _reasoning_item(conv: _Conversation, item: Json, param: str) -> None:
 
 
 def _item_reference(conv: _Conversation, item: Json, param: str) -> None:
-    raise InvalidRequestError(f"Item reference '{item.get('id')}' at '{param}' cannot be resolved for the "
-                              "'anthropic' provider: send the item itself instead.", param=param,
-                              code="unsupported_value")
+    conv.m.unresolved_reference(item, param)
 
 
 _ITEMS: Final[dict[str, Callable[[_Conversation, Json, str], None]]] = {

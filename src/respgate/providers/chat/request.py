@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from ...errors import InvalidRequestError
 from ..refusals import FieldMapping
 from .profiles import ChatProfile
 
@@ -259,12 +258,7 @@ def _reasoning_item(conv: _Conversation, item: Json, param: str) -> None:
 
 
 def _item_reference(conv: _Conversation, item: Json, param: str) -> None:
-    # The gateway resolves references from the store before a provider runs; one reaching this
-    # point names an item we do not hold.
-    raise InvalidRequestError(
-        f"Item reference '{item.get('id')}' at '{param}' cannot be resolved for the "
-        f"'{conv.m.profile.name}' provider: send the item itself instead.", param=param,
-        code="unsupported_value")
+    conv.m.unresolved_reference(item, param)
 
 
 _ITEMS: Final[dict[str, Callable[[_Conversation, Json, str], None]]] = {

@@ -51,7 +51,7 @@ def test_golden_request(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("body", "param"), [
-    ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type"),  # web_search maps
     ({"top_logprobs": 3}, "top_logprobs"),
     ({"text": {"format": {"type": "json_object"}}}, "text.format"),
     ({"text": {"verbosity": "low"}}, "text.verbosity"),

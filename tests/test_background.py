@@ -28,8 +28,9 @@ from fakes.openai_upstream import FakeOpenAI
 from fakes.server import ServerThread
 from grammar import check_stream
 from procs import ProxyProcesses
+from respgate.calls import Principal
 from respgate.config import load_config
-from respgate.gateway import Gateway, Principal
+from respgate.gateway import Gateway
 from respgate.sdk import Client
 from respgate.store.base import ResponseRecord, Store
 from respgate.store.memory import MemoryStore

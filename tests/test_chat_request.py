@@ -159,9 +159,9 @@ REFUSALS: list[tuple[str, str, dict[str, Any], Any, str, str]] = [
         {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c", "output": [{"type": "input_image", "image_url": "u"}]}],
      "input[1].output[0].type", "unsupported_value"),
-    ("hosted_tool_item", "groq", {}, [{"type": "web_search_call", "id": "ws_1", "status": "completed",
-                                       "action": {"type": "search", "query": "q"}}], "input[0].type",
-     "unsupported_value"),
+    ("hosted_tool_item", "groq", {}, [{"type": "code_interpreter_call", "id": "ci_1", "status": "completed",
+                                       "code": "print(1)", "container_id": "cntr_1", "outputs": []}],
+     "input[0].type", "unsupported_value"),
 ]
 
 
@@ -188,7 +188,7 @@ DROPPED_MARKERS = {
     "reasoning_summary": "summary", "logprobs": "logprobs", "user": '"user":', "safety_identifier": '"user":',
     "prompt_cache_key": "prompt_cache_key", "service_tier": "service_tier", "max_tool_calls": "max_tool_calls",
     "file_input": "pdf", "file_by_id": "file-1", "image_unsupported": "image_url", "image_by_file_id": "file-1",
-    "image_detail_original": "original", "image_in_tool_output": "input_image", "hosted_tool_item": "ws_1",
+    "image_detail_original": "original", "image_in_tool_output": "input_image", "hosted_tool_item": "ci_1",
 }
 
 
@@ -285,3 +285,17 @@ def test_profile_rows_are_coherent(name: str) -> None:
 def test_litellm_defaults(name: str, base: str | None, key_env: str) -> None:
     assert PROFILES[name].default_api_base == base
     assert key_env in PROFILES[name].api_key_env
+
+
+def test_another_providers_web_search_in_the_chain_is_left_out() -> None:
+    """A chain that searched on Claude or Gemini continues here: the search's results are in the text."""
+    items = normalize_input([
+        {"type": "message", "role": "user", "content": "find it"},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "q"}},
+        {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+         "content": [{"type": "output_text", "text": "found", "annotations": []}]},
+        {"type": "message", "role": "user", "content": "more"}])
+    got = to_chat_request({"model": "m"}, items, PROFILES["groq"], "m", stream=False, drop_params=False)
+    assert [(m["role"], m["content"]) for m in got["messages"]] == [
+        ("user", "find it"), ("assistant", "found"), ("user", "more")]
+    assert_valid_chat_body(got)

@@ -4,6 +4,7 @@ PostgreSQL, then end to end with the official openai SDK for mock, bridged and n
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,35 @@ def test_truncation_applies_to_a_conversation_and_never_drops_this_turn(windowed
     with pytest.raises(openai.BadRequestError) as e:
         windowed.responses.create(model="small", input="w" * 60, conversation=conv.id, truncation="auto")
     assert e.value.code == "context_length_exceeded"
+
+
+def test_input_tokens_read_the_conversation(client: OpenAI) -> None:
+    conv = client.conversations.create(items=[{"type": "message", "role": "user", "content": "seed words here"}])
+    client.responses.create(model="mock/recall", input="one", conversation=conv.id)
+    alone = client.responses.input_tokens.count(model="mock/recall", input="next")
+    within = client.responses.input_tokens.count(model="mock/recall", input="next", conversation=conv.id)
+    assert within.input_tokens > alone.input_tokens
+
+
+def test_native_input_tokens_get_the_conversation_as_input(mixed: OpenAI, native: FakeOpenAI) -> None:
+    conv = mixed.conversations.create(items=[{"type": "message", "role": "user", "content": "seed"}])
+    mixed.responses.input_tokens.count(model="gpt-4o", input="more", conversation=conv.id)
+    sent = [q for q in native.requests if q.method == "POST"][-1].body
+    assert "conversation" not in sent and [i["type"] for i in sent["input"]] == ["message", "message"]
+
+
+def test_native_background_turn_joins_the_conversation_when_it_finishes(mixed: OpenAI, native: FakeOpenAI) -> None:
+    native.background_seconds = 0.2
+    conv = mixed.conversations.create(items=[{"type": "message", "role": "user", "content": "seed"}])
+    queued = mixed.responses.create(model="gpt-4o", input="later", conversation=conv.id, background=True)
+    assert queued.status in ("queued", "in_progress")
+    assert len(list(mixed.conversations.items.list(conv.id))) == 1  # not yet: the upstream is still at it
+    deadline = time.monotonic() + 10
+    while (got := mixed.responses.retrieve(queued.id)).status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert got.status == "completed" and got.conversation is not None and got.conversation.id == conv.id
+    items = list(mixed.conversations.items.list(conv.id, order="asc"))
+    assert [getattr(i, "role", None) for i in items] == ["user", "user", "assistant"]
+    mixed.responses.retrieve(queued.id)  # a later read appends nothing more
+    assert len(list(mixed.conversations.items.list(conv.id))) == 3

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
+from respgate.calls import Principal
 from respgate.config import Config
 from respgate.deployments import Deployment
 from respgate.errors import InvalidRequestError, NotFoundError
-from respgate.gateway import Gateway, Principal
+from respgate.gateway import Gateway
 from respgate.store.memory import MemoryStore
 
 ALICE, BOB = Principal("alice"), Principal("bob")

@@ -38,7 +38,7 @@ def test_golden(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("fields", "param"), [
-    ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, "tools[0].type"),  # web_search maps
     ({"parallel_tool_calls": False}, "parallel_tool_calls"),
     ({"top_logprobs": 3}, "top_logprobs"),
     ({"max_tool_calls": 2}, "max_tool_calls"),

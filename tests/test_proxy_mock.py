@@ -11,7 +11,7 @@ import pytest
 from openai import OpenAI
 from openai.types.responses import Response
 
-from conftest import MASTER_KEY
+from conftest import MASTER_KEY, ProxyFactory
 from fakes.server import ServerThread
 from grammar import check_stream
 from sse import parse_sse, post_stream
@@ -154,7 +154,8 @@ def test_models_health_and_openapi(proxy: ServerThread) -> None:
     models = raw_get(proxy, "/v1/models").json()
     assert {m["id"] for m in models["data"]} >= {"mock/echo", "mock/recall"}
     assert raw_get(proxy, "/models").json() == models
-    assert raw_get(proxy, "/health").json()["healthy_count"] == 5
+    health = raw_get(proxy, "/health").json()  # each deployment really called: mock/fail answers `failed`
+    assert (health["healthy_count"], health["unhealthy_count"]) == (4, 1)
     assert httpx.get(proxy.url + "/health/liveliness").status_code == 200
     assert httpx.get(proxy.url + "/health/readiness").json()["status"] == "healthy"
     spec = httpx.get(proxy.url + "/openapi.json").json()
@@ -183,6 +184,28 @@ def test_response_object_validates_against_openai_types(client: OpenAI, proxy: S
 def test_a_compacted_window_continues_the_session(client: OpenAI, proxy: ServerThread) -> None:
     first = client.responses.create(model="mock/recall", input="alpha")
     second = client.responses.create(model="mock/recall", input="beta", previous_response_id=first.id)
+    window = httpx.post(proxy.url + "/v1/responses/compact", headers=AUTH,
+                        json={"model": "mock/recall", "previous_response_id": second.id}).json()
+    assert [o["type"] for o in window["output"]] == ["message", "message", "compaction"]
+    follow = httpx.post(proxy.url + "/v1/responses", headers=AUTH,
+                        json={"model": "mock/recall", "input": [*window["output"],
+                                                                {"role": "user", "content": "gamma"}]})
+    assert follow.status_code == 200, follow.text
+    # The window is the user's messages, then the summary a model wrote (recall "summarises" by
+    # repeating every user message it was sent, the summarising instruction included).
+    text = follow.json()["output"][0]["content"][0]["text"]
+    assert text.startswith("alpha | beta | Summary of the earlier conversation (compacted):\nalpha | beta | ")
+    assert "You are compacting the conversation" in text and text.endswith(" | gamma")
+    forged = dict(window["output"][-1], encrypted_content="respgate.compaction.v2:not-base64!")
+    bad = httpx.post(proxy.url + "/v1/responses", headers=AUTH, json={"model": "mock/recall", "input": [forged]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "input[0].encrypted_content"
+
+
+def test_lossless_compaction_continues_the_session_exactly(start_proxy: ProxyFactory) -> None:
+    proxy = start_proxy(general="  compaction_mode: lossless\n")
+    with OpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0) as client:
+        first = client.responses.create(model="mock/recall", input="alpha")
+        second = client.responses.create(model="mock/recall", input="beta", previous_response_id=first.id)
     window = httpx.post(proxy.url + "/v1/responses/compact", headers=AUTH,
                         json={"model": "mock/recall", "previous_response_id": second.id}).json()
     assert [o["type"] for o in window["output"]] == ["message", "message", "compaction"]

@@ -10,9 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from respgate.calls import Principal
 from respgate.config import load_config
 from respgate.errors import ConfigError, NotFoundError
-from respgate.gateway import Gateway, Principal
+from respgate.gateway import Gateway
 from respgate.retention import DAY, RetentionSweeper
 from respgate.store.base import ConversationRecord, Purged, Store
 from respgate.store.factory import open_store

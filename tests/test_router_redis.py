@@ -148,3 +148,33 @@ router_settings:
     assert isinstance(Gateway(load_config(str(path)), MemoryStore()).router.state, RedisState)
     path.write_text("model_list: [{model_name: g, litellm_params: {model: mock/echo}}]\n")
     assert not isinstance(Gateway(load_config(str(path)), MemoryStore()).router.state, RedisState)
+
+
+async def test_cache_kwargs_namespace_prefixes_the_keys() -> None:
+    from respgate.errors import ConfigError
+    from respgate.router import make_state
+
+    settings = parse_router_settings({"redis_host": "127.0.0.1", "cache_kwargs": {"namespace": "team-x"}})
+    state = make_state(settings, FakeClock(0.0))
+    assert isinstance(state, RedisState) and state._key("cd", "a") == "team-x:respgate:router:cd:a"
+    await state.close()
+    with pytest.raises(ConfigError) as caught:
+        parse_router_settings({"redis_host": "127.0.0.1", "cache_kwargs": {"namespace": 3}})
+    assert caught.value.key == "router_settings.cache_kwargs.namespace"
+
+
+async def test_cooldowns_alone_are_read_from_redis_at_most_once_a_second(prefix: str) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    one = RedisState(redis_client(REDIS), clock, prefix=prefix)
+    two = RedisState(redis_client(REDIS), clock, prefix=prefix)
+    ids = ("a", "b")
+    assert (await two.snapshot(ids, usage=False, latency=False)).cooling == {}
+    assert await one.record_failure("a", 0, 30)
+    assert (await two.snapshot(ids, usage=False, latency=False)).cooling == {}  # what two read 0 s ago
+    assert "a" in (await two.snapshot(ids, usage=True, latency=False)).cooling  # limits always read Redis
+    clock.now += 1.5
+    assert 29 < (await two.snapshot(ids, usage=False, latency=False)).cooling["a"] <= 30  # Redis TTL: real time
+    assert await one.record_failure("b", 0, 30)  # its own cooldown: seen at once
+    assert set((await one.snapshot(ids, usage=False, latency=False)).cooling) == {"a", "b"}
+    await one.close()
+    await two.close()

@@ -1,5 +1,7 @@
 """respgate: one OpenAI Responses API for every LLM provider, as an SDK and a proxy."""
 
+from typing import Any
+
 from .errors import (
     AuthenticationError,
     BadGatewayError,
@@ -23,6 +25,7 @@ from .sdk import (
     aget_responses,
     alist_input_items,
     aresponses,
+    aresponses_api_with_mcp,
     cancel_responses,
     compact_responses,
     completion,
@@ -33,6 +36,11 @@ from .sdk import (
 )
 
 __version__ = "0.1.0"
+
+# LiteLLM's module-level callback lists (`litellm.callbacks = [handler]`), read at each call by observe/.
+callbacks: list[Any] = []
+success_callback: list[Any] = []
+failure_callback: list[Any] = []
 
 __all__ = [
     "AsyncEventStream",
@@ -56,11 +64,15 @@ __all__ = [
     "aget_responses",
     "alist_input_items",
     "aresponses",
+    "aresponses_api_with_mcp",
+    "callbacks",
     "cancel_responses",
     "compact_responses",
     "completion",
     "delete_responses",
+    "failure_callback",
     "get_responses",
     "list_input_items",
     "responses",
+    "success_callback",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import os
 import sys
 
@@ -31,6 +30,9 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"respgate: {e}", file=sys.stderr)
         return 2
+    from .observe import logs
+
+    logs.install(config)  # this config's secrets join the redaction
     host = args.host or ("0.0.0.0" if config.general.master_key else "127.0.0.1")
     if not config.general.master_key and not _is_loopback(host) and not (
             args.allow_unauthenticated or config.general.allow_unauthenticated_public):
@@ -63,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--allow-unauthenticated", action="store_true",
                    help="listen on a non-loopback address without a master key")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from .observe import logs
+
+    logs.install(None, level=args.log_level.upper())  # request ids and redaction on every log line
     if args.command == "serve":
         return serve(args)
     return 2  # pragma: no cover - argparse rejects unknown commands

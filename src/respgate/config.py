@@ -41,6 +41,8 @@ _TOP_LEVEL_KEYS: Final = frozenset({
     "search_tools", "credential_list", "assistant_settings", "files_settings", "finetune_settings",
     "prompts", "model_group_settings", "agents", "vector_stores",
 })
+_OWN_SECTIONS: Final = frozenset({
+    "model_list", "general_settings", "router_settings", "litellm_settings", "environment_variables"})
 _GENERAL_KEYS: Final = frozenset({
     "master_key", "database_url", "alerting", "alerting_threshold", "alerting_args", "alert_types",
     "alert_to_webhook_url", "store_model_in_db", "supported_db_objects", "disable_spend_logs",
@@ -63,10 +65,14 @@ _GENERAL_KEYS: Final = frozenset({
     "oauth2_config_mappings", "pass_through_endpoints", "forward_openai_org_id",
     "forward_client_headers_to_llm_api", "maximum_spend_logs_retention_period",
     "maximum_spend_logs_retention_interval", "allow_origins",
+    # respgate's own, read by the packages that own them (tools/mcp: the MCP loop's bounds)
+    "mcp_tool_timeout", "mcp_list_timeout", "mcp_max_output_chars", "mcp_max_tool_calls", "mcp_max_rounds",
+    "mcp_allow_request_servers",
 })
 _GENERAL_OWN_KEYS: Final = frozenset({
     "master_key", "database_url", "max_request_body_bytes", "max_request_size_mb", "request_timeout",
     "allow_unauthenticated_public", "response_retention_days", "retention_sweep_interval_seconds",
+    "compaction_mode", "compaction_model",
 })
 _ROUTER_KEYS: Final = frozenset({
     "routing_strategy", "routing_strategy_args", "num_retries", "timeout", "stream_timeout", "fallbacks",
@@ -93,6 +99,7 @@ _LITELLM_KEYS: Final = frozenset({
     "s3_callback_params", "max_budget", "budget_duration", "max_internal_user_budget",
     "internal_user_budget_duration", "default_team_settings", "default_key_generate_params",
     "upperbound_key_generate_params", "default_internal_user_params", "telemetry", "success_callback_params",
+    "require_auth_for_metrics_endpoint",
 })
 
 # Where LiteLLM looks when a deployment leaves a credential out: first variable set wins.
@@ -128,6 +135,9 @@ class GeneralSettings:
     allow_unauthenticated_public: bool = False
     response_retention_days: float | None = None  # stored content older than this is deleted (retention.py)
     retention_sweep_interval_seconds: float = 3600.0
+    # /responses/compact for providers without their own: "summary" (a model writes it) or "lossless"
+    compaction_mode: str = "summary"
+    compaction_model: str | None = None  # the model group that writes summaries; default: the one asked
     extra: dict[str, Any] = field(default_factory=dict)  # every other general_settings key, as given
 
 
@@ -149,6 +159,9 @@ class Config:
     general: GeneralSettings
     litellm_settings: LitellmSettings
     source: str  # the file read, or the packaged default
+    # The other top-level sections (guardrails, mcp_servers, prompts, callback_settings, ...), env refs
+    # resolved; each is read and checked by the package that owns it.
+    sections: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Config:
@@ -207,6 +220,7 @@ def _build(text: str, source: str, *, packaged: bool) -> Config:
         general=_general(_mapping(data.get("general_settings"), "general_settings"), env),
         litellm_settings=_litellm(_mapping(data.get("litellm_settings"), "litellm_settings")),
         source=source,
+        sections={k: v for k, v in data.items() if k not in _OWN_SECTIONS and k in _TOP_LEVEL_KEYS},
     )
 
 
@@ -381,11 +395,20 @@ def _general(raw: dict[str, Any], env: Mapping[str, str]) -> GeneralSettings:
         retention_sweep_interval_seconds=_opt_number(raw.get("retention_sweep_interval_seconds"),
                                                      f"{key}.retention_sweep_interval_seconds", positive=True)
         or 3600.0,
+        compaction_mode=_compaction_mode(raw.get("compaction_mode"), f"{key}.compaction_mode"),
+        compaction_model=_opt_str(raw.get("compaction_model"), f"{key}.compaction_model"),
         extra={k: v for k, v in raw.items() if k not in _GENERAL_OWN_KEYS},
     )
 
 
 _CALLBACK_KEYS: Final = ("callbacks", "success_callback", "failure_callback")
+
+
+def _compaction_mode(value: Any, key: str) -> str:
+    mode = _opt_str(value, key) or "summary"
+    if mode not in ("summary", "lossless"):
+        raise ConfigError(key, f"expected 'summary' or 'lossless', got {mode!r}")
+    return mode
 
 
 def _litellm(raw: dict[str, Any]) -> LitellmSettings:

@@ -6,7 +6,9 @@
     persist  the store, before the client receives the last byte
     background  non-native providers: the run is a task of `background.BackgroundRuns`; the
              create call answers `queued` once that state is stored
-    account  (later issues: usage -> cost -> spend, callbacks)
+    account  the platform's hooks (platform.py) around each `Call`: pre_call before any work,
+             post_call exactly once at its end (JSON: before the bytes return; stream: after the
+             terminal event or when the client left; background: at the run's final state)
 
 Responses leave the gateway as JSON bytes (one serialisation, shared by the store and the wire)
 or as `Event`s; the proxy and the SDK only frame them.
@@ -18,20 +20,31 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import aiohttp
 import orjson
 
+from .accounting import accounted, defer_accounting, hooked
 from .background import BackgroundRuns, Run
+from .calls import Call, Principal
 from .config import Config
 from .conversations import Conversations
 from .deployments import Deployment, ModelRegistry
-from .errors import BadGatewayError, InvalidRequestError, NotFoundError, RespgateError
+from .errors import BadGatewayError, InvalidRequestError, RespgateError
 from .events import Event
-from .history import chain_items, compact_locally, expand_compactions, has_local_compaction, resolve_references
+from .history import (
+    chain_items,
+    compact_locally,
+    compact_with_summary,
+    expand_compactions,
+    has_local_compaction,
+    resolve_references,
+    summary_request,
+)
 from .ids import decode_response_id, encode_response_id, new_local_response_id
+from .platform import Platform
+from .prompts import build as build_prompts
 from .providers.base import Provider, ProviderRequest, StatefulProvider
 from .providers.mock import count_tokens
 from .providers.registry import STATEFUL_PROVIDERS, build_providers
@@ -40,30 +53,15 @@ from .retention import DAY, RetentionSweeper
 from .router import Router, json_tokens, parse_router_settings
 from .shell import response_shell
 from .store.base import ResponseRecord, Store
-from .streaming import replay
+from .store.factory import DatabaseTarget
+from .stored import LIFECYCLE, NON_TERMINAL, StoredResponses
+from .tools import build as build_tools
 from .truncation import fit_window
 
-_NON_TERMINAL = ("queued", "in_progress")
 
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is asking. `owner` scopes every stored object; "" when the proxy runs without keys."""
-
-    owner: str = ""
-
-
-@dataclass(slots=True)
-class _Target:
-    record: ResponseRecord
-    deployment: Deployment
-    upstream: StatefulProvider | None  # set when the upstream itself holds the response
-    upstream_id: str
-    stored: bool = True
-
-
-class Gateway:
-    def __init__(self, config: Config, store: Store, *, http: aiohttp.ClientSession | None = None) -> None:
+class Gateway(StoredResponses):
+    def __init__(self, config: Config, store: Store, *, http: aiohttp.ClientSession | None = None,
+                 database: DatabaseTarget | None = None, sdk: bool = False) -> None:
         self.config = config
         self.store = store
         self.registry = ModelRegistry(config.deployments)
@@ -77,9 +75,16 @@ class Gateway:
                                           interval=config.general.retention_sweep_interval_seconds)
         litellm = {**config.litellm_settings.extra, "num_retries": config.litellm_settings.num_retries}
         self.router = Router(self.registry, parse_router_settings(config.router_settings, litellm))
+        database = database or DatabaseTarget("memory")
+        self.platform = Platform(config, database, sdk=sdk)
+        self.prompts = build_prompts(config, database)
+        self.tools = build_tools(config)
 
     async def start(self) -> None:
         await self.store.open()
+        await self.platform.start()
+        await self.prompts.start()
+        await self.tools.start()
         # Only what this gateway was running died with it; an upstream's background work goes on.
         await self.store.mark_unfinished_failed(keep_providers=STATEFUL_PROVIDERS)
         self.retention.start()
@@ -92,6 +97,9 @@ class Gateway:
     async def close(self) -> None:
         # Running background responses end as failed and are stored while the store is still open.
         await self.background.shutdown()
+        await self.tools.close()
+        await self.prompts.close()
+        await self.platform.close()  # after the runs' final post_calls; flushes spend and counters
         await self.router.close()
         if self._own_http and self._http is not None:
             await self._http.close()
@@ -101,44 +109,61 @@ class Gateway:
 
     # -- create --------------------------------------------------------------------------------------
 
-    async def create(self, body: Any, principal: Principal, deployment: Deployment | None = None) -> bytes:
+    async def create(self, body: Any, principal: Principal, deployment: Deployment | None = None,
+                     call: Call | None = None) -> bytes:
         """A non-streaming `POST /v1/responses`: the Response as JSON bytes. `deployment` skips routing
-        (the SDK's direct calls)."""
-        if deployment is None and self.router.takes(body):
-            return await self.router.run(body, lambda d, b: self._create_on(b, principal, d), tokens_of=json_tokens)
-        return await self._create_on(body, principal, deployment)
+        (the SDK's direct calls); `call` is the caller's record of this request (the proxy's, with its
+        request id), filled in here."""
+        call = call or Call(principal, body)
+        async with hooked(self.platform.hooks, call):
+            body = call.body
+            if deployment is None and self.router.takes(body):
+                return await self.router.run(body, lambda d, b: self._create_on(b, principal, d, call),
+                                             tokens_of=json_tokens)
+            return await self._create_on(body, principal, deployment, call)
 
-    async def _create_on(self, body: Any, principal: Principal, deployment: Deployment | None) -> bytes:
+    async def _create_on(self, body: Any, principal: Principal, deployment: Deployment | None,
+                         call: Call) -> bytes:
         """One attempt at `create` on `deployment` (None: the registry's pick)."""
-        req, provider = await self._prepare(body, principal, deployment)
+        req, provider = await self._prepare(body, principal, deployment, call)
         if _runs_here(req, provider):
-            queued, _ = await self._start_background(req, provider, principal)
+            queued, _ = await self._start_background(req, provider, principal, call)
             return orjson.dumps(queued)
         if provider.holds_state:
             result = await provider.create(req)
             self._rewrite_upstream(result, req)
         else:
             result = await provider.create(req)
+        if self.platform.hooks.wants_responses:  # output guardrails: may mask, or refuse with a 4xx
+            await self.platform.hooks.on_response(call, result)
         raw = orjson.dumps(result)
         await self._persist(req, result, principal)
+        call.response_id = req.response_id
+        call.response = result
         return raw
 
-    async def stream(self, body: Any, principal: Principal,
-                     deployment: Deployment | None = None) -> AsyncIterator[Event]:
+    async def stream(self, body: Any, principal: Principal, deployment: Deployment | None = None,
+                     call: Call | None = None) -> AsyncIterator[Event]:
         """A streaming `POST /v1/responses`. Errors before the first event raise (the client gets an
         HTTP error, after the router's retries and fallbacks); after it they end the stream with
         `response.failed`."""
-        if deployment is None and self.router.takes(body):
-            return await self.router.run(body, lambda d, b: self._stream_on(b, principal, d), stream=True)
-        return await self._stream_on(body, principal, deployment)
+        call = call or Call(principal, body, stream=True)
+        async with hooked(self.platform.hooks, call, streaming=True):
+            body = call.body
+            if deployment is None and self.router.takes(body):
+                events = await self.router.run(body, lambda d, b: self._stream_on(b, principal, d, call),
+                                               stream=True)
+            else:
+                events = await self._stream_on(body, principal, deployment, call)
+        return accounted(self.platform.hooks, events, call) if self.platform.hooks.active else events
 
-    async def _stream_on(self, body: Any, principal: Principal,
-                         deployment: Deployment | None) -> AsyncIterator[Event]:
+    async def _stream_on(self, body: Any, principal: Principal, deployment: Deployment | None,
+                         call: Call) -> AsyncIterator[Event]:
         """One attempt at `stream` on `deployment`, up to the first event."""
-        req, provider = await self._prepare(body, principal, deployment)
+        req, provider = await self._prepare(body, principal, deployment, call)
         if _runs_here(req, provider):
             # The creating client follows the run like any later reader; leaving does not stop it.
-            _, run = await self._start_background(req, provider, principal)
+            _, run = await self._start_background(req, provider, principal, call)
             return run.log.follow()
         events = provider.stream(req)
         first = await anext(events, None)  # errors up to here become HTTP errors
@@ -146,15 +171,21 @@ class Gateway:
             raise BadGatewayError(f"The upstream for model `{req.body['model']}` sent an empty stream.")
         return self._relay(first, events, req, provider, principal)
 
-    async def _start_background(self, req: ProviderRequest, provider: Provider,
-                                principal: Principal) -> tuple[dict[str, Any], Run]:
-        """Store the response as queued (durable before the client hears of it), then start its run."""
+    async def _start_background(self, req: ProviderRequest, provider: Provider, principal: Principal,
+                                call: Call) -> tuple[dict[str, Any], Run]:
+        """Store the response as queued (durable before the client hears of it), then start its run.
+        The call is accounted when the run reaches its final state, not when `queued` is answered."""
         self.background.check_capacity()
         queued = {**req.shell, "status": "queued"}
         await self._persist(req, queued, principal)
+        call.response_id = req.response_id
+        defer_accounting(call)
 
         async def save(response: dict[str, Any], events: Sequence[bytes] | None) -> None:
             await self._persist(req, response, principal, events)
+            if response.get("status") not in NON_TERMINAL and call.ended is None:
+                call.response = response
+                await self.platform.hooks.post_call(call)
 
         return queued, self.background.start(req.response_id, provider.stream(req), req.shell, save)
 
@@ -169,7 +200,7 @@ class Gateway:
         ev: Event | None = first
         try:
             while ev is not None:
-                if ev.type in _LIFECYCLE:  # only these carry the response; deltas pass untouched
+                if ev.type in LIFECYCLE:  # only these carry the response; deltas pass untouched
                     resp = ev.obj.get("response")
                     if isinstance(resp, dict):
                         if provider.holds_state:
@@ -229,15 +260,20 @@ class Gateway:
 
     # -- the shared preparation of create / stream -------------------------------------------------
 
-    async def _prepare(self, body: Any, principal: Principal,
-                       deployment: Deployment | None) -> tuple[ProviderRequest, Provider]:
+    async def _prepare(self, body: Any, principal: Principal, deployment: Deployment | None,
+                       call: Call | None = None) -> tuple[ProviderRequest, Provider]:
         if not isinstance(body, dict):
             raise InvalidRequestError("The request body must be a JSON object.", param=None, code="invalid_json")
         model = body.get("model")
         if not isinstance(model, str) or not model:
             validate_passthrough(body)  # raises the precise missing/invalid `model` error
         deployment = deployment or self.registry.pick(cast(str, model))
+        if call is not None:
+            call.deployment = deployment
         provider = self.provider_for(deployment)
+        prompt = self.prompts.echo_of(body)  # `prompt` (or LiteLLM's prompt_id): the Response echoes it
+        if prompt is not None:
+            body = await self.prompts.resolve(body, native=provider.holds_state, principal=principal)
         if provider.holds_state:
             body = validate_passthrough(body)
         else:
@@ -268,9 +304,13 @@ class Gateway:
             req.shell = {"conversation": {"id": in_conversation[0]}}
         if not provider.holds_state:
             req.response_id = new_local_response_id(deployment.id)
-            req.shell = response_shell(body, response_id=req.response_id, model=model or "",
-                                       created_at=time.time())
-        return req, provider
+            req.shell = response_shell(body if prompt is None else {**body, "prompt": prompt},
+                                       response_id=req.response_id, model=model or "", created_at=time.time())
+        elif prompt is not None and "prompt" not in body:  # a registry prompt the upstream never saw
+            req.shell["prompt"] = prompt
+        if call is not None:
+            call.response_id = req.response_id
+        return req, self.tools.wrap(provider, req, principal)
 
     async def _chain(self, req: ProviderRequest, provider: Provider, principal: Principal) -> list[ResponseRecord]:
         """Resolve `previous_response_id`: the upstream's own id when that upstream holds the chain
@@ -301,6 +341,8 @@ class Gateway:
             resp["previous_response_id"] = req.body.get("previous_response_id")
         if "conversation" in req.shell:
             resp["conversation"] = req.shell["conversation"]
+        if "prompt" in req.shell:
+            resp["prompt"] = req.shell["prompt"]
 
     async def _persist(self, req: ProviderRequest, response: dict[str, Any], principal: Principal,
                        events: Sequence[bytes] | None = None) -> None:
@@ -316,39 +358,6 @@ class Gateway:
             input_items=req.turn_items, background=bool(req.body.get("background")),
         ), events)
 
-    # -- stored responses ------------------------------------------------------------------------------
-
-    async def _target(self, response_id: str, principal: Principal,
-                      deployment: Deployment | None = None) -> _Target:
-        """The stored response and where it lives. With an explicit `deployment` (the SDK, which may not
-        have made the response itself) a response the upstream holds is reached even when not stored here."""
-        record = await self.store.get(response_id)
-        ref = decode_response_id(response_id)
-        if record is not None and record.owner != principal.owner:
-            record = None
-        if record is None:
-            if deployment is not None and ref is not None and self.provider_for(deployment).holds_state:
-                record = ResponseRecord(id=response_id, owner=principal.owner, model=deployment.model_name,
-                                        deployment_id=deployment.id, provider=deployment.provider, status="unknown",
-                                        created_at=0.0, previous_response_id=None, response={}, background=True)
-                return _Target(record, deployment, self._stateful(deployment), ref.upstream_id, stored=False)
-            raise NotFoundError(f"Response with id '{response_id}' not found.", param="response_id")
-        if deployment is None:
-            deployment = self.registry.by_id(record.deployment_id)
-        if deployment is None:
-            try:
-                deployment = self.registry.pick(record.model)
-            except NotFoundError:
-                deployment = None
-        if deployment is None or ref is None:
-            # The deployment left the config: the stored copy is all there is.
-            return _Target(record, _orphan(record), None, ref.upstream_id if ref else "")
-        return _Target(record, deployment, self._stateful(deployment), ref.upstream_id)
-
-    def _stateful(self, deployment: Deployment) -> StatefulProvider | None:
-        provider = self.provider_for(deployment)
-        return cast(StatefulProvider, provider) if provider.holds_state else None
-
     def provider_for(self, deployment: Deployment) -> Provider:
         provider = self.providers.get(deployment.provider)
         if provider is None:
@@ -356,118 +365,24 @@ class Gateway:
             self.providers[deployment.provider] = provider
         return provider
 
-    def _from_upstream(self, resp: dict[str, Any], t: _Target) -> dict[str, Any]:
-        resp["id"] = t.record.id
-        if "model" in resp:
-            resp["model"] = t.record.model
-        if resp.get("previous_response_id") is not None:
-            resp["previous_response_id"] = t.record.previous_response_id
-        return resp
-
-    async def retrieve(self, response_id: str, principal: Principal, include: list[str] | None = None,
-                       deployment: Deployment | None = None) -> dict[str, Any]:
-        t = await self._target(response_id, principal, deployment)
-        # in_progress at a stateful upstream: a background response, or a stream whose client left
-        live = t.record.status in _NON_TERMINAL
-        if t.upstream is not None and (live or include or not t.stored):
-            try:
-                resp = self._from_upstream(
-                    await t.upstream.retrieve(t.deployment, t.upstream_id, [("include[]", i) for i in include or []],
-                                      self._require_http()), t)
-            except RespgateError:
-                if live or not t.stored:
-                    raise
-                return t.record.response
-            if t.stored and resp.get("status") != t.record.status:
-                t.record.status = str(resp.get("status"))
-                t.record.response = resp
-                await self.store.save(t.record)
-            return resp
-        return t.record.response
-
-    async def retrieve_stream(self, response_id: str, principal: Principal, starting_after: int | None,
-                              deployment: Deployment | None = None) -> AsyncIterator[Event]:
-        t = await self._target(response_id, principal, deployment)
-        if t.upstream is not None and t.record.background and t.record.status in _NON_TERMINAL:
-            query = [("starting_after", str(starting_after))] if starting_after is not None else []
-            return self._rewrite_stream(t.upstream.retrieve_stream(t.deployment, t.upstream_id, query,
-                                                           self._require_http()), t)
-        if t.record.background and t.upstream is None:
-            # Ours: live from this process's run, else the events stored with the final state.
-            run = self.background.get(response_id)
-            if run is not None:
-                return run.log.follow(starting_after)
-            stored = await self.store.events(response_id)
-            if stored is not None:
-                start = 0 if starting_after is None else starting_after + 1
-                return _iterate([Event.of(orjson.loads(raw)) for raw in stored[max(start, 0):]])
-        return _iterate([Event.of(e) for e in replay(t.record.response)
-                         if starting_after is None or e["sequence_number"] > starting_after])
-
-    async def _rewrite_stream(self, events: AsyncIterator[Event], t: _Target) -> AsyncIterator[Event]:
-        async for ev in events:
-            if ev.type in _LIFECYCLE and isinstance(ev.obj.get("response"), dict):
-                self._from_upstream(ev.obj["response"], t)
-                ev.changed()
-            yield ev
-
-    async def delete(self, response_id: str, principal: Principal,
-                     deployment: Deployment | None = None) -> dict[str, Any]:
-        t = await self._target(response_id, principal, deployment)
-        if t.upstream is not None:
-            try:
-                await t.upstream.delete(t.deployment, t.upstream_id, self._require_http())
-            except RespgateError as e:
-                if e.status != 404:  # already gone upstream: still ours to forget
-                    raise
-        else:
-            await self.background.stop(response_id, "cancelled")  # its final save must not bring it back
-        await self.store.delete(response_id)
-        return {"id": response_id, "object": "response.deleted", "deleted": True}
-
-    async def cancel(self, response_id: str, principal: Principal,
-                     deployment: Deployment | None = None) -> dict[str, Any]:
-        t = await self._target(response_id, principal, deployment)
-        if not t.record.background:
-            raise InvalidRequestError("Only responses created with background=true can be cancelled.",
-                                      param="response_id", code="invalid_request")
-        if t.upstream is None:
-            # A finished response comes back unchanged (OpenAI's behaviour); a running one ends `cancelled`.
-            if await self.background.stop(response_id, "cancelled"):
-                record = await self.store.get(response_id)
-                return record.response if record is not None else t.record.response
-            return t.record.response
-        resp = self._from_upstream(
-            await t.upstream.cancel(t.deployment, t.upstream_id, self._require_http()), t)
-        if t.stored:
-            t.record.status = str(resp.get("status"))
-            t.record.response = resp
-            await self.store.save(t.record)
-        return resp
-
-    async def input_items(self, response_id: str, principal: Principal, *, limit: int = 20,
-                          after: str | None = None, before: str | None = None,
-                          order: Literal["asc", "desc"] = "desc",
-                          include: list[str] | None = None,
-                          deployment: Deployment | None = None) -> dict[str, Any]:
-        t = await self._target(response_id, principal, deployment)
-        if t.upstream is not None:
-            query = [("limit", str(limit)), ("order", order)]
-            query += [("after", after)] if after else []
-            query += [("before", before)] if before else []
-            query += [("include[]", i) for i in include or []]
-            return await t.upstream.input_items(t.deployment, t.upstream_id, query,
-                                                                         self._require_http())
-        items, has_more = await self.store.input_items(response_id, limit=limit, after=after, before=before,
-                                                       order=order)
-        return {"object": "list", "data": items, "first_id": items[0]["id"] if items else None,
-                "last_id": items[-1]["id"] if items else None, "has_more": has_more}
-
     # -- compaction and token counting -------------------------------------------------------------
 
-    async def compact(self, body: Any, principal: Principal,
-                      deployment: Deployment | None = None) -> dict[str, Any]:
-        req, provider = await self._prepare_aux(body, principal, deployment)
+    async def compact(self, body: Any, principal: Principal, deployment: Deployment | None = None,
+                      call: Call | None = None) -> dict[str, Any]:
+        call = call or Call(principal, body, route="responses.compact")
+        async with hooked(self.platform.hooks, call):
+            body = call.body
+            if deployment is None and self.router.takes(body):
+                result: dict[str, Any] = await self.router.run(
+                    body, lambda d, b: self._compact(b, principal, d, call))
+            else:
+                result = await self._compact(body, principal, deployment, call)
+            call.response = result
+            return result
+
+    async def _compact(self, body: Any, principal: Principal, deployment: Deployment | None,
+                       call: Call) -> dict[str, Any]:
+        req, provider = await self._prepare_aux(body, principal, deployment, call)
         if provider.holds_state:
             upstream = dict(req.body)
             upstream["model"] = req.deployment.upstream_model
@@ -477,11 +392,29 @@ class Gateway:
                 del upstream["previous_response_id"]
                 upstream["input"] = req.input_items
             return await cast(StatefulProvider, provider).compact(req.deployment, upstream, self._require_http())
-        return compact_locally(req.input_items)
+        general = self.config.general
+        if general.compaction_mode == "lossless" or not req.input_items:
+            return compact_locally(req.input_items)
+        # A model writes the summary: the configured one, else the model asked (on the same deployment).
+        model = general.compaction_model or req.body["model"]
+        summary = await self.create(summary_request(req.input_items, model), principal,
+                                    None if general.compaction_model else deployment)
+        return compact_with_summary(req.input_items, orjson.loads(summary))
 
-    async def input_tokens(self, body: Any, principal: Principal,
-                           deployment: Deployment | None = None) -> dict[str, Any]:
-        req, provider = await self._prepare_aux(body, principal, deployment)
+    async def input_tokens(self, body: Any, principal: Principal, deployment: Deployment | None = None,
+                           call: Call | None = None) -> dict[str, Any]:
+        call = call or Call(principal, body, route="responses.input_tokens")
+        async with hooked(self.platform.hooks, call):
+            body = call.body
+            if deployment is None and self.router.takes(body):
+                counted: dict[str, Any] = await self.router.run(
+                    body, lambda d, b: self._input_tokens(b, principal, d, call))
+                return counted
+            return await self._input_tokens(body, principal, deployment, call)
+
+    async def _input_tokens(self, body: Any, principal: Principal, deployment: Deployment | None,
+                            call: Call) -> dict[str, Any]:
+        req, provider = await self._prepare_aux(body, principal, deployment, call)
         if provider.holds_state:
             upstream = dict(req.body)
             upstream["model"] = req.deployment.upstream_model
@@ -491,17 +424,23 @@ class Gateway:
                                                                        self._require_http())
         return {"object": "response.input_tokens", "input_tokens": count_tokens(req.input_items)}
 
-    async def _prepare_aux(self, body: Any, principal: Principal,
-                           deployment: Deployment | None) -> tuple[ProviderRequest, Provider]:
+    async def _prepare_aux(self, body: Any, principal: Principal, deployment: Deployment | None,
+                           call: Call) -> tuple[ProviderRequest, Provider]:
         """compact / input_tokens take a subset of create's body; the chain is resolved the same way."""
         if not isinstance(body, dict):
             raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
         body = validate_passthrough(body)
         deployment = deployment or self.registry.pick(body["model"])
+        call.deployment = deployment
         provider = self.provider_for(deployment)
         req = ProviderRequest(deployment=deployment, body=body, response_id="", shell={}, http=self._http)
+        in_conversation = await self.conversations.history(body, principal.owner)
         chain = await self._chain(req, provider, principal)
-        req.input_items = chain_items(chain) + normalize_input(body.get("input"))
+        history = chain_items(chain) if in_conversation is None else in_conversation[1]
+        req.input_items = history + normalize_input(body.get("input"))
+        if in_conversation is not None and provider.holds_state:
+            # The upstream does not know our conversation ids: it gets the conversation's items instead.
+            req.body = {**{k: v for k, v in body.items() if k != "conversation"}, "input": req.input_items}
         return req, provider
 
     # -- listing -------------------------------------------------------------------------------------
@@ -516,23 +455,9 @@ class Gateway:
         return self._http
 
 
-_LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued",
-                        "response.completed", "response.failed", "response.incomplete"})
-
-
 def _runs_here(req: ProviderRequest, provider: Provider) -> bool:
     """A background response the gateway runs itself (a native upstream runs its own)."""
     return bool(req.body.get("background")) and not provider.holds_state
-
-
-def _orphan(record: ResponseRecord) -> Deployment:
-    return Deployment(model_name=record.model, provider=record.provider, upstream_model=record.model,
-                      id=record.deployment_id)
-
-
-async def _iterate(events: list[Event]) -> AsyncIterator[Event]:
-    for e in events:
-        yield e
 
 
 async def _aclose(it: AsyncIterator[Event]) -> None:

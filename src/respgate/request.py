@@ -40,6 +40,9 @@ INVALID_JSON_MESSAGE: Final = (
 # leave out; the response echoes OpenAI's defaults for them (see shell.py).
 _API_OPTIONAL: Final[dict[str, tuple[str, ...]]] = {
     "FunctionToolParam": ("parameters", "strict"),
+    # LiteLLM's `{"type": "mcp", "server_url": "litellm_proxy"}` (every configured server) has no label;
+    # tools/mcp/servers.py requires one for any other server.
+    "Mcp": ("server_label",),
     "ResponseInputImageParam": ("detail",),
     "ResponseInputImageContentParam": ("detail",),
 }

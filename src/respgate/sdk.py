@@ -33,18 +33,19 @@ from openai.types.responses import CompactedResponse, InputTokenCountResponse, R
 from openai.types.responses.response_item_list import ResponseItemList
 
 from . import chatapi
+from .calls import Call, Principal
 from .config import Config, config_from_dicts, provider_env_defaults
 from .deployments import Deployment, split_model
 from .errors import InvalidRequestError, RespgateError
 from .events import Event
-from .gateway import Gateway, Principal
+from .gateway import Gateway
 from .ids import decode_response_id
 from .providers.registry import known_providers
 from .store.base import Store
 from .store.memory import MemoryStore
 
 T = TypeVar("T")
-_SDK = Principal("")
+_SDK = Principal("", is_admin=True)  # the SDK's user owns the config, and every MCP server in it
 
 
 class Client:
@@ -56,7 +57,7 @@ class Client:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="respgate-sdk", daemon=True)
         self._thread.start()
-        self._gateway = Gateway(self.config, self._store)
+        self._gateway = Gateway(self.config, self._store, sdk=True)
         self._run(self._gateway.start())
 
     def close(self) -> None:
@@ -128,11 +129,14 @@ class Client:
             body["text"] = text
         return body, text_format
 
-    def _to_response(self, raw: bytes, body: dict[str, Any], text_format: type[Any] | None) -> Response:
+    def _to_response(self, raw: bytes, body: dict[str, Any], text_format: type[Any] | None,
+                     call: Call) -> Response:
         response = _as(Response, orjson.loads(raw))
-        if text_format is None:
-            return response
-        return parse_response(text_format=text_format, input_tools=body.get("tools"), response=response)
+        if text_format is not None:
+            response = parse_response(text_format=text_format, input_tools=body.get("tools"), response=response)
+        # LiteLLM's users read the cost and the deployment here.
+        response._hidden_params = _hidden_params(call)  # type: ignore[attr-defined]
+        return response
 
     def responses(self, input: Any = None, model: str | None = None, *, stream: bool = False,
                   **params: Any) -> Any:
@@ -141,12 +145,13 @@ class Client:
                                       code="missing_required_parameter")
         deployment = self._deployment(model, params)
         body, text_format = self._body(model, input, params)
+        call = Call(_SDK, body, stream=stream)
         if stream:
             body["stream"] = True
-            events = self._run(self._gateway.stream(body, _SDK, deployment))
+            events = self._run(self._gateway.stream(body, _SDK, deployment, call))
             return SyncEventStream(self, events)
-        raw = self._run(self._gateway.create(body, _SDK, deployment))
-        return self._to_response(raw, body, text_format)
+        raw = self._run(self._gateway.create(body, _SDK, deployment, call))
+        return self._to_response(raw, body, text_format, call)
 
     async def aresponses(self, input: Any = None, model: str | None = None, *, stream: bool = False,
                          **params: Any) -> Any:
@@ -155,12 +160,13 @@ class Client:
                                       code="missing_required_parameter")
         deployment = self._deployment(model, params)
         body, text_format = self._body(model, input, params)
+        call = Call(_SDK, body, stream=stream)
         if stream:
             body["stream"] = True
-            events = await self._arun(self._gateway.stream(body, _SDK, deployment))
+            events = await self._arun(self._gateway.stream(body, _SDK, deployment, call))
             return AsyncEventStream(self, events)
-        raw = await self._arun(self._gateway.create(body, _SDK, deployment))
-        return self._to_response(raw, body, text_format)
+        raw = await self._arun(self._gateway.create(body, _SDK, deployment, call))
+        return self._to_response(raw, body, text_format, call)
 
     # -- stored responses ------------------------------------------------------------------------------
 
@@ -309,6 +315,12 @@ def _parse_chunk(ev: Event) -> ChatCompletionChunk:
     return _as(ChatCompletionChunk, ev.obj)
 
 
+def _hidden_params(call: Call) -> dict[str, Any]:
+    d = call.deployment
+    return {"response_cost": call.cost, "request_id": call.request_id, "model_id": d.id if d else None,
+            "custom_llm_provider": d.provider if d else None, "api_base": d.api_base if d else None}
+
+
 class SyncEventStream:
     """Iterate `ResponseStreamEvent`s; `close()` (or leaving a `with` block) stops the upstream call."""
 
@@ -397,6 +409,10 @@ def responses(input: Any = None, model: str | None = None, **kw: Any) -> Any:
 
 async def aresponses(input: Any = None, model: str | None = None, **kw: Any) -> Any:
     return await default_client().aresponses(input, model, **kw)
+
+
+# LiteLLM's name for a call with MCP tools; here every call runs them (tools/mcp/).
+aresponses_api_with_mcp = aresponses
 
 
 def get_responses(response_id: str, **kw: Any) -> Response:

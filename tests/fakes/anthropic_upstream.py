@@ -10,13 +10,22 @@ thinking blocks this fake issued (signatures are remembered; altered or dropped 
 The 2.14 SDK no longer lists `temperature`/`top_p`/`top_k`; the live API still takes them for
 Claude 4.x models, so the fake accepts them too.
 
+A request with an `anthropic-beta` header is validated with the beta params (`anthropic.types.beta`),
+as the live API accepts beta tools only then; a computer tool needs its own beta value
+(`computer_20250124` <-> `computer-use-2025-01-24`, `computer_20251124` <-> `computer-use-2025-11-24`).
+
 The model is deterministic: "Echo: " + the last user text; "call X" / "call all" with tools gives
 tool_use blocks (X, or the first tool); after tool results: "Tool results: " + their texts joined
-by "; "; `output_config.format` gives a JSON object filling the schema's required fields with the
-user text; "refuse" gives stop_reason refusal; with `thinking` enabled a thinking block "Thinking
-about: <text>" comes first ("redact" in the text gives a redacted_thinking block instead). Tokens
-are ceil(chars / 4). Cache: the prefix up to the last `cache_control` is written the first time it
-is seen and read afterwards. Every body and event is validated with the SDK's models before it is sent.
+by "; " (an image in a result reads "[image <media type>]"); `output_config.format` gives a JSON
+object filling the schema's required fields with the user text; "refuse" gives stop_reason refusal;
+with `thinking` enabled a thinking block "Thinking about: <text>" comes first ("redact" in the
+text gives a redacted_thinking block instead). With a computer tool, "computer <JSON>" calls it with
+that JSON as the input (checked against the tool version's actions). With the web search server
+tool, "search <query>" gives server_tool_use + web_search_tool_result (two results, on the first
+allowed domain when there are some) and two cited text blocks; "search fail" gives a
+web_search_tool_result_error. Tokens are ceil(chars / 4). Cache: the prefix up to the last
+`cache_control` is written the first time it is seen and read afterwards. Every body and event is
+validated with the SDK's models before it is sent.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from anthropic.types import Message, RawMessageStreamEvent
+from anthropic.types.beta.message_create_params import MessageCreateParamsBase as BetaMessageCreateParamsBase
 from anthropic.types.message_create_params import MessageCreateParamsBase
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator
@@ -66,11 +76,33 @@ def _strict(schema: Any) -> Any:
     if schema.get("type") == "generator":
         out["type"] = "list"
     elif schema.get("type") in ("typed-dict", "model-fields"):  # the SDK's response models sit in unions too
-        out["extra_behavior"] = "forbid"
+        out["extra_behavior"] = "allow" if "extras_schema" in schema else "forbid"  # open maps stay open
     return out
 
 
+class BetaLiveParams(BetaMessageCreateParamsBase, total=False):
+    """The beta endpoint's body (the SDK's `betas` travels as the header, never in the body)."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    stream: bool
+
+
 _PARAMS = SchemaValidator(_strict(TypeAdapter(LiveParams).core_schema))
+_BETA_PARAMS = SchemaValidator(_strict(TypeAdapter(BetaLiveParams).core_schema))
+COMPUTER_BETAS = {"computer_20250124": "computer-use-2025-01-24", "computer_20251124": "computer-use-2025-11-24",
+                  "computer_20241022": "computer-use-2024-10-22"}
+# the input each computer action takes (besides "action"); Anthropic's computer tool reference
+_ACTIONS: dict[str, set[str]] = {
+    "screenshot": set(), "cursor_position": set(), "wait": {"duration"},
+    "left_click": {"coordinate", "text"}, "right_click": {"coordinate", "text"},
+    "middle_click": {"coordinate", "text"}, "double_click": {"coordinate", "text"},
+    "triple_click": {"coordinate", "text"}, "mouse_move": {"coordinate", "text"},
+    "left_mouse_down": {"coordinate"}, "left_mouse_up": {"coordinate"},
+    "left_click_drag": {"start_coordinate", "coordinate"}, "key": {"text"}, "hold_key": {"text", "duration"},
+    "type": {"text"}, "scroll": {"coordinate", "scroll_direction", "scroll_amount", "text"},
+}
 _EVENT = TypeAdapter(RawMessageStreamEvent)
 
 
@@ -101,11 +133,13 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if isinstance(p, int) or not re.search(r"[A-Z\[]", str(p)))
 
 
-def validate(body: Any) -> JSON:
+def validate(body: Any, betas: frozenset[str] = frozenset()) -> JSON:
     if not isinstance(body, dict):
         raise _bad("body: Input should be an object")
+    if "betas" in body:
+        raise _bad("betas: Extra inputs are not permitted")
     try:
-        _PARAMS.validate_python(body, strict=True)
+        (_BETA_PARAMS if betas else _PARAMS).validate_python(body, strict=True)
     except ValidationError as exc:
         errors = exc.errors()
         extra = next((e for e in errors if e["type"] == "extra_forbidden"), None)
@@ -123,6 +157,14 @@ def validate(body: Any) -> JSON:
                        "#max-tokens-and-context-window-size")
     if not body["messages"]:
         raise _bad("messages: at least one message is required")
+    for i, tool in enumerate(body.get("tools") or []):
+        needed = COMPUTER_BETAS.get(tool.get("type", ""))
+        if needed is not None and needed not in betas:
+            raise _bad(f"tools.{i}: the tool type '{tool['type']}' requires the beta header "
+                       f"'anthropic-beta: {needed}'")
+        if tool.get("type", "").startswith("web_search_") and tool.get("allowed_domains") and \
+                tool.get("blocked_domains"):
+            raise _bad(f"tools.{i}: allowed_domains and blocked_domains cannot both be set")
     _check_tool_sequence(body["messages"])
     return body
 
@@ -165,7 +207,10 @@ def _text_of(blocks: list[JSON]) -> str:
 
 def _result_text(block: JSON) -> str:
     content = block.get("content", "")
-    return content if isinstance(content, str) else _text_of(content)
+    if isinstance(content, str):
+        return content
+    return "".join(b["text"] if b["type"] == "text" else f"[image {b['source'].get('media_type', 'by url')}]"
+                   if b["type"] == "image" else "" for b in content)
 
 
 def _fill(schema: Any, text: str) -> Any:
@@ -212,6 +257,52 @@ def _prefix_chars(request: JSON) -> int:
             pieces.append((len(json.dumps(block)), "cache_control" in block))
     marked = [k for k, (_, m) in enumerate(pieces) if m]
     return sum(c for c, _ in pieces[: marked[-1] + 1]) if marked else 0
+
+
+def _betas(request: Request) -> frozenset[str]:
+    return frozenset(b.strip() for b in request.headers.get("anthropic-beta", "").split(",") if b.strip())
+
+
+def _computer_input(text: str, tool: JSON) -> JSON:
+    """The JSON after "computer ", checked as the tool takes it: a known action with its own fields,
+    coordinates inside the declared display."""
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise _bad("the fake's computer probe needs JSON after 'computer '") from None
+    allowed = _ACTIONS.get(given.get("action")) if isinstance(given, dict) else None
+    if allowed is None or set(given) - allowed - {"action"}:
+        raise _bad(f"the fake's computer probe is not a valid {tool['type']} action: {text}")
+    for key in ("coordinate", "start_coordinate"):
+        x, y = given.get(key) or (0, 0)
+        if not (0 <= x < tool["display_width_px"] and 0 <= y < tool["display_height_px"]):
+            raise _bad(f"{key} {given[key]} is outside the display")
+    return given
+
+
+def _search(query: str, tool: JSON) -> list[JSON]:
+    use_id = "srvtoolu_" + secrets.token_hex(12)
+    blocks: list[JSON] = [{"type": "server_tool_use", "id": use_id, "name": "web_search", "input": {"query": query}}]
+    if query == "fail":
+        return [*blocks, {"type": "web_search_tool_result", "tool_use_id": use_id,
+                          "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}},
+                {"type": "text", "text": "The search failed."}]
+    domain = (tool.get("allowed_domains") or ["example.org"])[0]
+    results = [{"type": "web_search_result", "url": f"https://{domain}/{n}", "title": f"Result {n} for {query}",
+                "encrypted_content": "Eo" + secrets.token_hex(16), "page_age": "2 days ago"} for n in (1, 2)]
+
+    def cite(n: int, text: str) -> JSON:
+        return {"type": "web_search_result_location", "url": results[n]["url"], "title": results[n]["title"],
+                "encrypted_index": "Ei" + secrets.token_hex(8), "cited_text": text}
+
+    return [
+        *blocks,
+        {"type": "web_search_tool_result", "tool_use_id": use_id, "content": results},
+        {"type": "text", "text": f"About {query}: "},
+        {"type": "text", "text": "the first source says yes.", "citations": [cite(0, "yes")]},
+        {"type": "text", "text": " "},
+        {"type": "text", "text": "The second agrees.", "citations": [cite(1, "agrees"), cite(0, "yes")]},
+    ]
 
 
 # ---------------------------------------------------------------- the server
@@ -289,7 +380,7 @@ class FakeAnthropic:
         self.requests.append(Recorded(dict(request.headers), body))
         authorized = request.headers.get("x-api-key") == self.api_key
         versioned = request.headers.get("anthropic-version") == API_VERSION
-        return await self._serve(body, authorized, versioned)
+        return await self._serve(body, authorized, versioned, _betas(request))
 
     async def _vertex_endpoint(self, request: Request) -> Any:
         """Vertex's rawPredict / streamRawPredict: the model in the path, `anthropic_version` in the body,
@@ -312,9 +403,9 @@ class FakeAnthropic:
             body = {"model": model, **body}
         else:
             versioned = False
-        return await self._serve(body, bearer in self.vertex_tokens, versioned)
+        return await self._serve(body, bearer in self.vertex_tokens, versioned, _betas(request))
 
-    async def _serve(self, body: Any, authorized: bool, versioned: bool) -> Any:
+    async def _serve(self, body: Any, authorized: bool, versioned: bool, betas: frozenset[str]) -> Any:
         with self._faults.lock:
             delay = self._faults.delays.popleft() if self._faults.delays else 0.0
             failure = self._faults.failures.popleft() if self._faults.failures else None
@@ -331,7 +422,7 @@ class FakeAnthropic:
                 raise _bad("anthropic-version: header is required")
             if body is None:
                 raise _bad("There was an issue with your request body: it is not valid JSON.")
-            req = validate(body)
+            req = validate(body, betas)
             self._check_thinking(req)
             message = self._answer(req)
         except ApiError as exc:
@@ -378,7 +469,17 @@ class FakeAnthropic:
             content.append(self._thinking(last_user))
         stop = "end_turn"
         calls = [] if results else _chosen_tools(req, last_user)
-        if calls:
+        server = {t.get("type", ""): t for t in req.get("tools") or []}
+        computer = next((t for kind, t in server.items() if kind in COMPUTER_BETAS), None)
+        searcher = next((t for kind, t in server.items() if kind.startswith("web_search_")), None)
+        if computer is not None and last_user.startswith("computer "):  # also right after a tool result
+            use = {"type": "tool_use", "id": "toolu_" + secrets.token_hex(12), "name": "computer",
+                   "input": _computer_input(last_user.removeprefix("computer "), computer)}
+            content.append(use)
+            stop = "tool_use"
+        elif searcher is not None and last_user.startswith("search ") and not results:
+            content += _search(last_user.removeprefix("search "), searcher)
+        elif calls:
             stop = "tool_use"
             for tool in calls:
                 use = {"type": "tool_use", "id": "toolu_" + secrets.token_hex(12), "name": tool["name"],
@@ -406,9 +507,13 @@ class FakeAnthropic:
         if prefix:
             self._cached.add(key)
         thinking_chars = sum(len(b.get("thinking", "")) for b in content)
-        usage = {"input_tokens": max(input_tokens - prefix, 0), "output_tokens": _tokens(len(json.dumps(content))),
-                 "cache_creation_input_tokens": written, "cache_read_input_tokens": read,
-                 "output_tokens_details": {"thinking_tokens": _tokens(thinking_chars)}}
+        usage: JSON = {"input_tokens": max(input_tokens - prefix, 0),
+                       "output_tokens": _tokens(len(json.dumps(content))),
+                       "cache_creation_input_tokens": written, "cache_read_input_tokens": read,
+                       "output_tokens_details": {"thinking_tokens": _tokens(thinking_chars)}}
+        searches = sum(1 for b in content if b["type"] == "server_tool_use")
+        if searches:
+            usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
         message = {"id": "msg_" + secrets.token_hex(12), "type": "message", "role": "assistant",
                    "model": req["model"], "content": content, "stop_reason": stop, "stop_sequence": None,
                    "usage": usage}
@@ -445,12 +550,13 @@ def stream_events(message: JSON) -> list[JSON]:
         deltas: list[JSON] = []
         if kind == "text":
             opening: JSON = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": p} for p in _pieces(block["text"])]
+            deltas = [{"type": "citations_delta", "citation": c} for c in block.get("citations") or []]
+            deltas += [{"type": "text_delta", "text": p} for p in _pieces(block["text"])]
         elif kind == "thinking":
             opening = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [{"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"])]
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
-        elif kind == "tool_use":
+        elif kind in ("tool_use", "server_tool_use"):
             opening = {**block, "input": {}}
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in _pieces(json.dumps(block["input"]), 4)]
         else:

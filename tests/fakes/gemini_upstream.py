@@ -14,8 +14,11 @@ function calls (all tools in parallel, or X — the first tool when none is name
 string arguments hold the user text; after functionResponses, "Tool results: " + their outputs
 joined by "; "; a JSON response MIME type gives a JSON object of the schema's required fields;
 "trigger safety" ends with finishReason SAFETY; maxOutputTokens truncates (MAX_TOKENS). With
-thinkingConfig.includeThoughts a thought part "Thinking about: <text>" comes first. Tokens are
-ceil(chars / 4).
+thinkingConfig.includeThoughts a thought part "Thinking about: <text>" comes first. With the
+`googleSearch` tool, "search <query>" answers with a grounded text (non-ASCII included, as the byte
+offsets of grounding segments are UTF-8) and `groundingMetadata` (queries, two web chunks, supports,
+the search entry point) on the last chunk; Gemini 2.x refuses googleSearch beside function
+declarations, as the live API does. Tokens are ceil(chars / 4).
 
 Vertex routes need `Authorization: Bearer <t>` with t in `tokens`; `POST /token` is an OAuth token
 endpoint for service-account JWT grants (verified with `public_key` when given) that issues them.
@@ -214,7 +217,11 @@ class FakeGemini:
         if gen and (gen.response_json_schema is not None or gen.response_schema is not None) and \
                 gen.response_mime_type != "application/json":
             raise ApiError(400, "response_mime_type must be application/json when a response schema is set.")
-        for t in req.tools or []:
+        tools = req.tools or []
+        if any(t.google_search for t in tools) and any(t.function_declarations for t in tools) and \
+                "gemini-3" not in model:
+            raise ApiError(400, "Tool use with function calling is unsupported")
+        for t in tools:
             for fd in t.function_declarations or []:
                 if fd.parameters is not None and fd.parameters_json_schema is not None:
                     raise ApiError(400, "parameters and parameters_json_schema cannot both be set.")
@@ -261,6 +268,11 @@ class FakeGemini:
         finish = "STOP"
         calls = self._calls(req, user_text) if last.role == "user" and not any(p.function_response for p in parts) \
             else []
+        searching = any(t.google_search for t in req.tools or []) and user_text.startswith("search ")
+        if searching:
+            text, grounding = _grounded(user_text.removeprefix("search "))
+            out.append({"text": text})
+            return self._chunks(req, out, finish, stream=stream, grounding=grounding)
         if calls:
             for i, call in enumerate(calls):
                 part: JSON = {"functionCall": call}
@@ -307,7 +319,8 @@ class FakeGemini:
             out.append({"name": d.name, "args": args})
         return out
 
-    def _chunks(self, req: GenerateContentRequest, parts: list[JSON], finish: str, *, stream: bool) -> list[JSON]:
+    def _chunks(self, req: GenerateContentRequest, parts: list[JSON], finish: str, *, stream: bool,
+                grounding: JSON | None = None) -> list[JSON]:
         prompt = _tokens(json.dumps(req.model_dump(mode="json", exclude_none=True)))
         thoughts = sum(_tokens(p.get("text", "")) for p in parts if p.get("thought"))
         answer = sum(_tokens(p.get("text", "") or json.dumps(p.get("functionCall", ""))) for p in parts
@@ -336,8 +349,31 @@ class FakeGemini:
             candidate: JSON = {"content": {"role": "model", "parts": piece}, "index": 0}
             if i == len(pieces) - 1:
                 candidate["finishReason"] = finish
+                if grounding is not None:
+                    candidate["groundingMetadata"] = grounding
             chunk = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "fake-gemini",
                      "responseId": "fake" + secrets.token_hex(6)}
             gt.GenerateContentResponse.model_validate(chunk)
             chunks.append(chunk)
         return chunks
+
+
+def _grounded(query: str) -> tuple[str, JSON]:
+    """A grounded answer and its metadata: segment offsets count UTF-8 bytes, as Gemini's do."""
+    first, second = "Le café est bon.", "The second source agrees."
+    text = f"About {query}: {first} {second}"
+    raw = text.encode()
+
+    def segment(piece: str) -> JSON:
+        start = raw.index(piece.encode())
+        return {"startIndex": start, "endIndex": start + len(piece.encode()), "text": piece}
+
+    chunks = [{"web": {"uri": f"https://vertexaisearch.cloud.google.com/grounding-api-redirect/{n}",
+                       "title": f"source{n}.example", "domain": f"source{n}.example"}} for n in (1, 2)]
+    return text, {
+        "webSearchQueries": [query, f"{query} details"],
+        "groundingChunks": chunks,
+        "groundingSupports": [{"segment": segment(first), "groundingChunkIndices": [0]},
+                              {"segment": segment(second), "groundingChunkIndices": [1, 0]}],
+        "searchEntryPoint": {"renderedContent": "<div>Google Search suggestions</div>"},
+    }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -20,12 +21,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .. import chatapi
+from ..calls import Call, CallRoute, Principal
 from ..config import Config
 from ..errors import GatewayTimeoutError, InvalidRequestError, NotFoundError, RequestTooLargeError, RespgateError
 from ..events import Event
-from ..gateway import Gateway, Principal
+from ..gateway import Gateway
+from ..observe import logs
 from ..request import INVALID_JSON_MESSAGE
-from ..store.factory import open_store
+from ..store.factory import database_target, open_store
+from . import admin_keys, mcp_routes, metrics_routes, model_routes, prompt_routes, spend_routes, websocket
 from .auth import Authenticator
 from .openapi import openapi_document
 
@@ -51,8 +55,9 @@ class Proxy:
 
     def __init__(self, config: Config, gateway: Gateway | None = None) -> None:
         self.config = config
-        self.gateway = gateway or Gateway(config, open_store(config.general.database_url))
-        self.auth = Authenticator(config.general.master_key)
+        self.gateway = gateway or Gateway(config, open_store(config.general.database_url),
+                                          database=database_target(config.general.database_url))
+        self.auth = Authenticator(config.general.master_key, self.gateway.platform.keys)
         self.max_body = config.general.max_request_body_bytes
         self.timeout = config.general.request_timeout
         self.routes = Starlette(routes=self._routes(), lifespan=self._lifespan,
@@ -66,7 +71,9 @@ class Proxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry. `POST /v1/responses` — the hot path — is served straight from ASGI messages;
         everything else goes through Starlette's routing."""
-        if scope["type"] == "http" and scope["path"] in _CREATE_PATHS:
+        if scope["type"] == "websocket":
+            await websocket.serve(self, scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] in _CREATE_PATHS:
             if scope["method"] == "POST":
                 await self._create_fast(scope, receive, send)
             else:
@@ -76,7 +83,7 @@ class Proxy:
             await self.routes(scope, receive, send)
 
     async def _create_fast(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = api_key = length = None
+        authorization = api_key = litellm_key = length = given_id = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
@@ -84,8 +91,14 @@ class Proxy:
                 api_key = value.decode("latin-1")
             elif name == b"content-length":
                 length = value
+            elif name == b"x-request-id":
+                given_id = _request_id(value)
+            elif name == b"x-litellm-api-key":
+                litellm_key = value.decode("latin-1")
+        request_id = given_id or new_request_id()
+        bound = logs.bind_request_id(request_id)  # every log line of this request carries its id
         try:
-            principal = self.auth.authenticate(authorization, api_key)
+            principal = await self.auth.authenticate(authorization, api_key, litellm_key)
             if length is not None and length.isdigit() and int(length) > self.max_body:
                 raise self._too_large()
             chunks: list[bytes] = []
@@ -103,16 +116,22 @@ class Proxy:
                 more = message.get("more_body", False)
             body = parse_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
             if isinstance(body, dict) and body.get("stream") is True:
-                events = await self._with_timeout(self.gateway.stream(body, principal))
-                await _sse(events)(scope, receive, send)
+                call = Call(principal, body, stream=True, request_id=request_id)
+                events = await self._with_timeout(self.gateway.stream(body, principal, call=call))
+                await _sse(events, {"x-request-id": request_id})(scope, receive, send)
                 return
-            raw = await self._with_timeout(self.gateway.create(body, principal))
-            await _send_json(send, 200, raw, ())
+            call = Call(principal, body, request_id=request_id)
+            raw = await self._with_timeout(self.gateway.create(body, principal, call=call))
+            await _send_json(send, 200, raw, _call_headers(call))
         except RespgateError as e:
-            await _send_json(send, e.status, e.to_json(), [(k.encode(), v.encode()) for k, v in e.headers.items()])
+            headers = [(k.encode(), v.encode()) for k, v in e.headers.items()]
+            headers.append((b"x-request-id", request_id.encode()))
+            await _send_json(send, e.status, e.to_json(), headers)
         except Exception as e:  # a bug: answer in OpenAI's shape, log without request content
             log.error("unhandled %s on POST %s", type(e).__name__, scope["path"], exc_info=e)
             await _send_json(send, 500, RespgateError(_SERVER_ERROR).to_json(), ())
+        finally:
+            logs.reset_request_id(bound)
 
     def _too_large(self) -> RequestTooLargeError:
         return RequestTooLargeError(f"The request body exceeds the limit of {self.max_body} bytes.")
@@ -149,25 +168,36 @@ class Proxy:
             routes.append(Route("/v1" + path, self._guard(handler), methods=methods))
             routes.append(Route(path, self._guard(handler), methods=methods))
         routes += [
-            Route("/health", self._guard(self.health), methods=["GET"]),
             Route("/health/liveliness", self.liveliness, methods=["GET"]),
             Route("/health/liveness", self.liveliness, methods=["GET"]),
             Route("/health/readiness", self.readiness, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
+        # The platform's routes: each module lists (path, handler, methods); all get the same guard.
+        for module in (admin_keys, spend_routes, metrics_routes, model_routes, mcp_routes, prompt_routes):
+            for path, handler, methods in module.routes(self):
+                # a handler marked `public` (an open /metrics, if so configured) does its own checks
+                routes.append(Route(path, handler if getattr(handler, "public", False) else self._guard(handler),
+                                    methods=methods))
         return routes
 
     def _guard(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         """Authentication and the error shape for every API route."""
 
         async def guarded(request: Request) -> Response:
+            headers = request.headers
+            given = headers.get("x-request-id")
+            request.state.request_id = request_id = (_request_id(given.encode("latin-1", "replace")) if given
+                                                     else None) or new_request_id()
+            logs.bind_request_id(request_id)  # this request's task (and those it starts) only
             try:
-                headers = request.headers
-                request.state.principal = self.auth.authenticate(headers.get("authorization"),
-                                                                 headers.get("api-key"))
-                return await handler(request)
+                request.state.principal = await self.auth.authenticate(
+                    headers.get("authorization"), headers.get("api-key"), headers.get("x-litellm-api-key"))
+                response = await handler(request)
             except RespgateError as e:
-                return error_response(e)
+                response = error_response(e)
+            response.headers.setdefault("x-request-id", request_id)
+            return response
 
         return guarded
 
@@ -197,6 +227,10 @@ class Proxy:
     def _principal(request: Request) -> Principal:
         principal: Principal = request.state.principal
         return principal
+
+    @staticmethod
+    def _call(request: Request, body: Any, route: CallRoute, *, stream: bool = False) -> Call:
+        return Call(request.state.principal, body, route=route, stream=stream, request_id=request.state.request_id)
 
     # -- /v1/responses/... (POST /v1/responses itself is `_create_fast`) ----------------------------
 
@@ -235,21 +269,28 @@ class Proxy:
 
     async def compact(self, request: Request) -> Response:
         body = await self._json_body(request)
-        return json_response(await self._with_timeout(self.gateway.compact(body, self._principal(request))))
+        call = self._call(request, body, "responses.compact")
+        result = await self._with_timeout(self.gateway.compact(body, call.principal, call=call))
+        return json_response(result, headers=_header_dict(call))
 
     async def input_tokens(self, request: Request) -> Response:
         body = await self._json_body(request)
-        return json_response(await self._with_timeout(self.gateway.input_tokens(body, self._principal(request))))
+        call = self._call(request, body, "responses.input_tokens")
+        result = await self._with_timeout(self.gateway.input_tokens(body, call.principal, call=call))
+        return json_response(result, headers=_header_dict(call))
 
     # -- /v1/chat/completions: the same gateway, another shape ------------------------------------
 
     async def chat_completions(self, request: Request) -> Response:
         body = await self._json_body(request)
         if isinstance(body, dict) and body.get("stream") is True:
-            chunks = await self._with_timeout(chatapi.stream(self.gateway, body, self._principal(request)))
+            call = self._call(request, body, "chat.completions", stream=True)
+            chunks = await self._with_timeout(chatapi.stream(self.gateway, body, call.principal, call=call))
             return StreamingResponse(chatapi.sse_frames(chunks), media_type="text/event-stream",
-                                     headers=_SSE_HEADERS)
-        return json_response(await self._with_timeout(chatapi.create(self.gateway, body, self._principal(request))))
+                                     headers={**_SSE_HEADERS, "x-request-id": call.request_id})
+        call = self._call(request, body, "chat.completions")
+        result = await self._with_timeout(chatapi.create(self.gateway, body, call.principal, call=call))
+        return json_response(result, headers=_header_dict(call))
 
     # -- /v1/conversations: thin over gateway.conversations ---------------------------------------
 
@@ -302,12 +343,6 @@ class Proxy:
     async def models(self, request: Request) -> Response:
         return json_response({"object": "list", "data": self.gateway.models()})
 
-    async def health(self, request: Request) -> Response:
-        deployments = [{"model": d.model_name, "provider": d.provider, "id": d.id, "api_base": d.api_base}
-                       for d in self.gateway.registry.deployments]
-        return json_response({"healthy_endpoints": deployments, "unhealthy_endpoints": [],
-                              "healthy_count": len(deployments), "unhealthy_count": 0})
-
     async def liveliness(self, request: Request) -> Response:
         return json_response("I'm alive!")
 
@@ -332,12 +367,37 @@ async def _send_json(send: Send, status: int, body: bytes, headers: Iterable[tup
     await send({"type": "http.response.body", "body": body})
 
 
-def _sse(events: AsyncIterator[Event]) -> StreamingResponse:
+def _sse(events: AsyncIterator[Event], headers: dict[str, str] | None = None) -> StreamingResponse:
     async def frames() -> AsyncIterator[bytes]:
         async for ev in events:
             yield ev.sse()
 
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=_SSE_HEADERS)
+    return StreamingResponse(frames(), media_type="text/event-stream",
+                             headers={**_SSE_HEADERS, **headers} if headers else _SSE_HEADERS)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _request_id(raw: bytes) -> str | None:
+    """A client's own `x-request-id`, when it is a sane token (it goes into logs and headers)."""
+    value = raw.decode("latin-1").strip()
+    return value if 0 < len(value) <= 128 and value.isprintable() and " " not in value else None
+
+
+def _header_dict(call: Call) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in _call_headers(call)}
+
+
+def _call_headers(call: Call) -> list[tuple[bytes, bytes]]:
+    """What LiteLLM's clients read from a response's headers: the request id, the cost, the deployment."""
+    headers = [(b"x-request-id", call.request_id.encode()), (b"x-litellm-call-id", call.request_id.encode())]
+    if call.cost is not None:
+        headers.append((b"x-litellm-response-cost", repr(call.cost).encode()))
+    if call.deployment is not None:
+        headers.append((b"x-litellm-model-id", call.deployment.id.encode("utf-8", "replace")))
+    return headers
 
 
 def _int_param(value: str | None, name: str, *, minimum: int, maximum: int | None = None) -> int | None:

@@ -1,7 +1,8 @@
 """The Router: which deployment serves a request, and what happens when it fails.
 
-    choose   the group's deployments minus those cooling down, at their rpm / tpm /
-             max_parallel_requests limit; session continuity (the deployment named in
+    choose   the deployments of the group the request may use (its tags, with tag filtering; with
+             pre-call checks, a context window its input fits), minus those cooling down or at their
+             rpm / tpm / max_parallel_requests limit; session continuity (the deployment named in
              `previous_response_id`) first, else the strategy
     run      an attempt per chosen deployment: retries (another deployment at once, the same one
              after backoff or its Retry-After), cooldowns, then fallback groups by error kind
@@ -13,11 +14,11 @@ so the router never sees provider JSON, and a stream fails over only before a by
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from ..deployments import Deployment, ModelRegistry
@@ -28,8 +29,10 @@ from ..errors import (
     RespgateError,
     ServiceUnavailableError,
 )
-from ..events import Event
 from ..ids import decode_response_id
+from .held import HeldStream
+from .options import estimate_tokens, has_options, split_options
+from .plan import Plan, Pool, Prices, token_cost
 from .policy import DEPLOYMENT_FAULTS, Verdict, backoff, judge
 from .redis_state import RedisState, redis_client
 from .settings import RouterSettings
@@ -37,41 +40,37 @@ from .state import Clock, MemoryState, RouterState, Snapshot
 from .strategies import STRATEGY_TABLE
 
 T = TypeVar("T")
+_DRAWS = 3  # simple-shuffle: weighted draws tried before the usable deployments are listed
 Attempt = Callable[[Deployment | None, dict[str, Any]], Awaitable[T]]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """A model group as the router sees it, computed once per group."""
-
-    deployments: tuple[Deployment, ...]
-    ids: tuple[str, ...]
-    max_parallel: tuple[int | None, ...]
-    rate_limited: bool  # some deployment has rpm or tpm
-    counts_tokens: bool  # tpm limits or usage-based routing need each response's tokens
 
 
 def make_state(settings: RouterSettings, clock: Clock) -> RouterState:
     if settings.redis is None:
         return MemoryState(clock)
-    return RedisState(redis_client(settings.redis), clock)
+    prefix = f"{settings.redis.namespace}:respgate:router:" if settings.redis.namespace else "respgate:router:"
+    return RedisState(redis_client(settings.redis), clock, prefix=prefix)
 
 
 class Router:
     def __init__(self, registry: ModelRegistry, settings: RouterSettings, *, state: RouterState | None = None,
-                 clock: Clock = time.time, sleep: Sleep = asyncio.sleep, rng: random.Random | None = None) -> None:
+                 clock: Clock = time.time, sleep: Sleep = asyncio.sleep, rng: random.Random | None = None,
+                 prices: Prices = token_cost) -> None:
         self.registry = registry
         self.settings = settings
         self.state = state if state is not None else make_state(settings, clock)
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._prices = prices
         self._strategy = STRATEGY_TABLE[settings.routing_strategy]
         self._wants_latency = settings.routing_strategy == "latency-based-routing"
         self._wants_usage = settings.routing_strategy.startswith("usage-based")
+        self._wants_costs = settings.routing_strategy == "cost-based-routing"
+        self._shuffles = settings.routing_strategy == "simple-shuffle"
+        self._least_busy = settings.routing_strategy == "least-busy"
         self._inflight: dict[str, int] = {}
-        self._plans: dict[str, _Plan] = {}
+        self._plans: dict[str, Plan] = {}
         # Off: the gateway keeps its direct path (one registry lookup), so a plain config pays nothing.
         self.engaged = settings.configured or any(
             len(group) > 1 for group in registry.groups().values()) or any(
@@ -79,56 +78,128 @@ class Router:
 
     def takes(self, body: Any) -> bool:
         """Whether a request goes through the router: always when engaged; else only to honour its own
-        `fallbacks`."""
-        return self.engaged or (isinstance(body, dict) and "fallbacks" in body)
+        `fallbacks` or to take out its `tags`, which validation would refuse."""
+        # Inline on purpose: a plain config asks this on every request.
+        return self.engaged or (type(body) is dict and ("fallbacks" in body or "tags" in body or (
+            "metadata" in body and has_options(body))))
 
     async def close(self) -> None:
         await self.state.close()
 
     # -- choosing ---------------------------------------------------------------------------------------
 
-    def _plan(self, model: str) -> _Plan:
+    def plan(self, model: str) -> Plan:
+        """The group `model` as the router sees it (NotFoundError for an unknown group)."""
         plan = self._plans.get(model)
         if plan is None:
-            group = tuple(self.registry.group(model))
-            default = self.settings.default_max_parallel_requests
-            limits = tuple(_max_parallel(d, default) for d in group)
-            rate_limited = any(d.rpm or d.tpm for d in group)
-            plan = _Plan(group, tuple(d.id for d in group), limits, rate_limited,
-                         self._wants_usage or any(d.tpm for d in group))
+            plan = Plan(model, self.registry.group(model), wants_usage=self._wants_usage,
+                        default_max_parallel=self.settings.default_max_parallel_requests)
             self._plans[model] = plan
         return plan
 
     async def choose(self, model: str, previous_response_id: str | None = None,
-                     exclude: frozenset[str] | set[str] = frozenset()) -> Deployment:
-        """A deployment of `model` to try now; reserves it (in-flight + this minute's request count)."""
-        plan = self._plan(model)
-        snap = await self.state.snapshot(plan.ids, usage=plan.rate_limited or self._wants_usage,
-                                         latency=self._wants_latency)
-        available = [d for d, cap in zip(plan.deployments, plan.max_parallel, strict=True)
-                     if d.id not in snap.cooling and not self._at_limit(d, cap, snap)]
-        if not available:
-            raise self._unavailable(model, plan, snap)
-        fresh = [d for d in available if d.id not in exclude] or available
-        chosen = _continuing(fresh, previous_response_id)
-        if chosen is None:
-            chosen = fresh[0] if len(fresh) == 1 else fresh[self._strategy(fresh, snap, self._inflight, self._rng)]
-        self._inflight[chosen.id] = self._inflight.get(chosen.id, 0) + 1
-        if plan.rate_limited or self._wants_usage:
-            await self.state.add_usage(chosen.id, 1, 0)
-        return chosen
+                     exclude: frozenset[str] | set[str] = frozenset(), *, tags: tuple[str, ...] = (),
+                     tokens: int | None = None) -> Deployment:
+        """A deployment of `model` to try now; reserves it (in-flight + this minute's request count).
+        `tags` and `tokens` (the input's estimated size) narrow the group as `run` does."""
+        plan = self.plan(model)
+        d, _ = await self._pick(plan, self._pool(plan, tags, tokens), _made_by(previous_response_id), exclude)
+        return d
 
-    def _at_limit(self, d: Deployment, cap: int | None, snap: Snapshot) -> bool:
-        if cap is not None and self._inflight.get(d.id, 0) >= cap:
-            return True
-        used = snap.usage.get(d.id)
-        if used is None:
+    def _pool(self, plan: Plan, tags: tuple[str, ...], tokens: int | None) -> Pool:
+        """The deployments this request may use at all, whatever their state."""
+        pool = plan.everyone
+        if self.settings.enable_tag_filtering:
+            tagged = plan.tag_pool(tags, self.settings.tag_filtering_match_any)
+            if tagged is None:
+                shown = ", ".join(tags[:5]) + (", ..." if len(tags) > 5 else "")
+                raise InvalidRequestError(f"No deployment of model `{plan.name}` serves the tags of this request "
+                                          f"({shown}).", param="tags", code="no_deployments_with_tag")
+            pool = tagged
+        if tokens is not None and plan.checks_windows:
+            pool = plan.window_pool(pool, tokens)
+            if not pool.members:
+                raise InvalidRequestError(
+                    f"Your input (about {tokens} tokens) exceeds the context window of every deployment of model "
+                    f"`{plan.name}`. Please adjust your input and try again.", param="input",
+                    code="context_length_exceeded")
+        return pool
+
+    async def _pick(self, plan: Plan, pool: Pool, previous: str | None,
+                    exclude: frozenset[str] | set[str]) -> tuple[Deployment, bool]:
+        """The deployment for the next attempt, reserved; and whether another untried one was available."""
+        snap = await self.state.snapshot(plan.ids, usage=plan.reads_usage, latency=self._wants_latency)
+        i, more = self._select(plan, pool, previous, exclude, snap)
+        d = plan.deployments[i]
+        self._inflight[d.id] = self._inflight.get(d.id, 0) + 1
+        if plan.reads_usage:
+            await self.state.add_usage(d.id, 1, 0)
+        return d, more
+
+    def _select(self, plan: Plan, pool: Pool, previous: str | None, exclude: frozenset[str] | set[str],
+                snap: Snapshot) -> tuple[int, bool]:
+        filtering = bool(snap.cooling) or plan.limited
+        if previous is not None:  # session continuity, when that deployment can take the request
+            i = plan.index.get(previous)
+            if i is not None and i in pool and plan.ids[i] not in exclude and (
+                    not filtering or self._usable(plan, i, snap)):
+                return i, len(pool.members) > 1
+        if not exclude and len(pool.members) > 1:
+            drawn = self._draw(plan, pool, snap, filtering)
+            if drawn is not None:
+                return drawn, True
+        if filtering:
+            usable = [i for i in pool.members if self._usable(plan, i, snap)]
+            if not usable:
+                raise self._unavailable(plan, pool, snap)
+            if len(usable) != len(pool.members):
+                pool = Pool(usable)
+        more = len(pool.members) > 1
+        if exclude:
+            fresh = [i for i in pool.members if plan.ids[i] not in exclude]
+            more = len(fresh) > 1
+            if fresh and len(fresh) != len(pool.members):
+                pool = Pool(fresh)
+        if len(pool.members) == 1:
+            return pool.members[0], more
+        if self._wants_costs:
+            plan.refresh_costs(self._clock(), self._prices)
+        return self._strategy(plan, pool, snap, self._inflight, self._rng), more
+
+    def _draw(self, plan: Plan, pool: Pool, snap: Snapshot, filtering: bool) -> int | None:
+        """A few random draws before the whole pool is filtered, for strategies where that gives the same
+        answer: a big group with some deployments cooling down or at their limit costs a draw or two."""
+        if self._shuffles:
+            # A weighted draw from the whole pool, kept when usable, is a weighted draw from the usable ones.
+            for _ in range(_DRAWS):
+                i = pool.weighted_pick(plan.weights, self._rng)
+                if not filtering or self._usable(plan, i, snap):
+                    return i
+        elif self._least_busy:
+            # A usable deployment with nothing in flight is among the least busy; least_busy draws the same way.
+            members, ids, inflight = pool.members, plan.ids, self._inflight
+            for _ in range(_DRAWS if len(inflight) < len(members) else 0):
+                i = members[self._rng.randrange(len(members))]
+                if ids[i] not in inflight and (not filtering or self._usable(plan, i, snap)):
+                    return i
+        return None
+
+    def _usable(self, plan: Plan, i: int, snap: Snapshot) -> bool:
+        id_ = plan.ids[i]
+        if id_ in snap.cooling:
             return False
-        return (d.rpm is not None and used.requests >= d.rpm) or (d.tpm is not None and used.tokens >= d.tpm)
+        cap = plan.max_parallel[i]
+        if cap is not None and self._inflight.get(id_, 0) >= cap:
+            return False
+        used = snap.usage.get(id_)
+        if used is None:
+            return True
+        d = plan.deployments[i]
+        return not ((d.rpm is not None and used.requests >= d.rpm) or (d.tpm is not None and used.tokens >= d.tpm))
 
-    def _unavailable(self, model: str, plan: _Plan, snap: Snapshot) -> RespgateError:
-        n = len(plan.deployments)
-        cooling = [snap.cooling[i] for i in plan.ids if i in snap.cooling]
+    def _unavailable(self, plan: Plan, pool: Pool, snap: Snapshot) -> RespgateError:
+        model, n = plan.name, len(pool.members)
+        cooling = [left for i in pool.members if (left := snap.cooling.get(plan.ids[i])) is not None]
         if len(cooling) == n:
             wait = max(1, math.ceil(min(cooling)))
             return ServiceUnavailableError(
@@ -161,23 +232,24 @@ class Router:
         attempt returns the event iterator once its first event arrived (it is held in flight to its end)."""
         if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
             return await attempt(None, body)  # the gateway's validation names what is wrong
-        request_fallbacks: tuple[str, ...] | None = None
-        if "fallbacks" in body:
-            body = dict(body)
-            request_fallbacks = _request_fallbacks(body.pop("fallbacks"))
+        body, options = split_options(body)
+        if not self.engaged and options.fallbacks is None:
+            return await attempt(None, body)  # a plain config: the tags only had to leave the body
         model: str = body["model"]
+        tokens = estimate_tokens(body) if self.settings.enable_pre_call_checks else None
         try:
-            return await self._run_group(model, body, attempt, stream, tokens_of)
+            return await self._run_group(model, body, options.tags, tokens, attempt, stream, tokens_of)
         except RespgateError as first:
-            verdict = judge(first, self.settings)
-            targets = self._fallbacks_for(model, verdict, request_fallbacks)
+            verdict = judge(first, self.settings, model)
+            targets = self._fallbacks_for(model, verdict, options.fallbacks)
             if not targets:
                 raise
             for group in targets:
                 try:
-                    return await self._run_group(group, {**body, "model": group}, attempt, stream, tokens_of)
+                    return await self._run_group(group, {**body, "model": group}, options.tags, tokens, attempt,
+                                                 stream, tokens_of)
                 except RespgateError as again:
-                    if judge(again, self.settings).kind not in DEPLOYMENT_FAULTS:
+                    if judge(again, self.settings, group).kind not in DEPLOYMENT_FAULTS:
                         raise
             raise
 
@@ -193,16 +265,16 @@ class Router:
             return ()
         return tuple(g for g in targets if g != model)[: s.max_fallbacks]
 
-    async def _run_group(self, model: str, body: dict[str, Any], attempt: Attempt[T], stream: bool,
-                         tokens_of: Callable[[T], int] | None) -> T:
-        plan = self._plan(model)
-        previous = body.get("previous_response_id")
-        previous = previous if isinstance(previous, str) else None
+    async def _run_group(self, model: str, body: dict[str, Any], tags: tuple[str, ...], tokens: int | None,
+                         attempt: Attempt[T], stream: bool, tokens_of: Callable[[T], int] | None) -> T:
+        plan = self.plan(model)
+        pool = self._pool(plan, tags, tokens)
+        previous = _made_by(body.get("previous_response_id"))
         limit = self.settings.stream_timeout if stream else self.settings.timeout
         tried: set[str] = set()
         retries = 0
         while True:
-            d = await self.choose(model, previous, tried)
+            d, more = await self._pick(plan, pool, previous, tried)
             started = self._clock()
             held = False
             try:
@@ -210,19 +282,20 @@ class Router:
                 if stream:  # latency = time to the first event; usage comes with the terminal event
                     held = True
                     await self._succeeded(d, started, 0)
-                    return cast(T, _Held(result, self, d, plan.counts_tokens))
-                tokens = tokens_of(result) if tokens_of is not None and plan.counts_tokens else 0
-                await self._succeeded(d, started, tokens)
+                    count = functools.partial(self.state.add_usage, d.id, 0) if plan.counts_tokens else None
+                    return cast(T, HeldStream(result, functools.partial(self._release, d), count))
+                tokens_used = tokens_of(result) if tokens_of is not None and plan.counts_tokens else 0
+                await self._succeeded(d, started, tokens_used)
                 return result
             except RespgateError as err:
-                verdict = judge(err, self.settings)
+                verdict = judge(err, self.settings, model)
                 if verdict.blames_deployment and not self.settings.disable_cooldowns and len(plan.ids) > 1:
                     # A group's only deployment is never cooled down: refusing is worse than trying.
                     await self.state.record_failure(d.id, self.settings.allowed_fails, self.settings.cooldown_time)
                 if retries >= verdict.retries:
                     raise
                 tried.add(d.id)
-                if tried.issuperset(plan.ids):  # nothing untried left in the group: wait, then start over
+                if not more:  # nothing untried could take it: wait, then start over
                     await self._sleep(backoff(retries, err, self.settings, self._rng.random()))
                     tried.clear()
                 retries += 1
@@ -242,82 +315,10 @@ async def _within(limit: float | None, call: Awaitable[T], d: Deployment) -> T:
                                   f"{limit:g}s.") from None
 
 
-def _max_parallel(d: Deployment, default: int | None) -> int | None:
-    value = d.extra.get("max_parallel_requests")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
-
-
-def _continuing(candidates: Sequence[Deployment], previous_response_id: str | None) -> Deployment | None:
-    """Session continuity: the deployment that made the previous response, when it is available.
-    Otherwise any deployment will do, since the gateway replays the chain from the store."""
-    if previous_response_id is None:
+def _made_by(previous_response_id: Any) -> str | None:
+    """Session continuity: the id of the deployment that made the previous response. When it cannot take
+    the request, any deployment will do, since the gateway replays the chain from the store."""
+    if not isinstance(previous_response_id, str):
         return None
     ref = decode_response_id(previous_response_id)
-    if ref is None:
-        return None
-    for d in candidates:
-        if d.id == ref.deployment_id:
-            return d
-    return None
-
-
-def _request_fallbacks(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise InvalidRequestError("Invalid type for 'fallbacks': expected an array of model names.",
-                                  param="fallbacks", code="invalid_type")
-    return tuple(value)
-
-
-class _Held:
-    """A routed stream: the deployment stays in flight until the stream ends or is closed, and the
-    terminal event's usage counts towards its tpm."""
-
-    def __init__(self, events: Any, router: Router, d: Deployment, counts_tokens: bool) -> None:
-        self._events: AsyncIterator[Event] = events
-        self._router = router
-        self._deployment = d
-        self._counts_tokens = counts_tokens
-        self._open = True
-
-    def __aiter__(self) -> _Held:
-        return self
-
-    async def __anext__(self) -> Event:
-        try:
-            ev = await anext(self._events)
-        except BaseException:
-            self._done()
-            raise
-        if ev.is_terminal:
-            self._done()
-            if self._counts_tokens:
-                await self._router.state.add_usage(self._deployment.id, 0, _event_tokens(ev))
-        return ev
-
-    async def aclose(self) -> None:
-        self._done()
-        close = getattr(self._events, "aclose", None)
-        if close is not None:
-            await close()
-
-    def _done(self) -> None:
-        if self._open:
-            self._open = False
-            self._router._release(self._deployment)
-
-
-def _event_tokens(ev: Event) -> int:
-    response = ev.obj.get("response")
-    usage = response.get("usage") if isinstance(response, dict) else None
-    total = usage.get("total_tokens") if isinstance(usage, dict) else None
-    return total if isinstance(total, int) else 0
-
-
-def json_tokens(raw: bytes) -> int:
-    """`usage.total_tokens` of a Response serialised by the gateway (read only when tpm needs it)."""
-    import orjson
-
-    parsed = orjson.loads(raw)
-    usage = parsed.get("usage") if isinstance(parsed, dict) else None
-    total = usage.get("total_tokens") if isinstance(usage, dict) else None
-    return total if isinstance(total, int) else 0
+    return ref.deployment_id if ref is not None else None

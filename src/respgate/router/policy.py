@@ -53,10 +53,11 @@ class Verdict:
     blames_deployment: bool
 
 
-def judge(err: RespgateError, settings: RouterSettings) -> Verdict:
+def judge(err: RespgateError, settings: RouterSettings, group: str | None = None) -> Verdict:
+    """What `err` means in model group `group` (whose own `model_group_retry_policy` may apply)."""
     kind = error_kind(err)
     # A client error is never retried, whatever a retry_policy says: the answer would not change.
-    retries = settings.retries_for(kind) if kind in RETRYABLE else 0
+    retries = settings.retries_for(kind, group) if kind in RETRYABLE else 0
     return Verdict(kind, retries, kind in DEPLOYMENT_FAULTS)
 
 

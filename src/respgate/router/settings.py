@@ -1,12 +1,12 @@
 """`router_settings` (LiteLLM's names) read into one frozen `RouterSettings`.
 
 Defaults are LiteLLM's: no retries, 3 failures within a minute cool a deployment down for 5 s,
-at most 5 fallback groups. Mistakes raise `ConfigError` naming the key; values are never quoted.
+at most 5 fallback groups, tag filtering and context-window pre-call checks off. Mistakes raise
+`ConfigError` naming the key; values are never quoted.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -14,7 +14,7 @@ from typing import Any, Final, TypeVar
 from ..errors import ConfigError
 
 STRATEGIES: Final = frozenset({"simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing",
-                               "usage-based-routing-v2"})
+                               "usage-based-routing-v2", "cost-based-routing"})
 
 # LiteLLM's RetryPolicy field -> our error kind (see policy.py).
 RETRY_POLICY_FIELDS: Final = {
@@ -28,7 +28,6 @@ RETRY_POLICY_FIELDS: Final = {
 
 Fallbacks = Mapping[str, tuple[str, ...]]
 T = TypeVar("T")
-log = logging.getLogger("respgate.config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +37,7 @@ class RedisSettings:
     port: int = 6379
     password: str | None = None
     db: int = 0
+    namespace: str | None = None  # `cache_kwargs.namespace`: a key prefix, so deployments can share a Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,8 @@ class RouterSettings:
     routing_strategy: str = "simple-shuffle"
     num_retries: int = 0
     retry_policy: Mapping[str, int] = field(default_factory=dict)  # error kind -> retries
+    # model group -> its own retry policy, which replaces `retry_policy` for that group
+    model_group_retry_policy: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     retry_after: float = 0.0  # minimum wait before retrying the same deployment
     max_retry_after: float = 60.0  # an upstream's Retry-After is honoured up to this
     timeout: float | None = None
@@ -58,11 +60,15 @@ class RouterSettings:
     default_fallbacks: tuple[str, ...] = ()
     max_fallbacks: int = 5
     default_max_parallel_requests: int | None = None
+    enable_tag_filtering: bool = False
+    tag_filtering_match_any: bool = True  # a deployment needs one of the request's tags (else all of them)
+    enable_pre_call_checks: bool = False  # skip deployments whose context window the input exceeds
     redis: RedisSettings | None = None
     configured: bool = False  # router_settings (or litellm_settings' router keys) said anything
 
-    def retries_for(self, kind: str) -> int:
-        return self.retry_policy.get(kind, self.num_retries)
+    def retries_for(self, kind: str, group: str | None = None) -> int:
+        policy = self.retry_policy if group is None else self.model_group_retry_policy.get(group, self.retry_policy)
+        return policy.get(kind, self.num_retries)
 
 
 def parse_router_settings(raw: Mapping[str, Any], litellm: Mapping[str, Any] | None = None) -> RouterSettings:
@@ -71,16 +77,14 @@ def parse_router_settings(raw: Mapping[str, Any], litellm: Mapping[str, Any] | N
     merged = {**lite, **{k: v for k, v in raw.items() if v is not None}}
     r = _Reader(merged)
     strategy = r.text("routing_strategy") or "simple-shuffle"
-    if strategy in _NOT_YET:
-        log.warning("router_settings.routing_strategy: %s is not supported yet; using simple-shuffle", strategy)
-        strategy = "simple-shuffle"
     if strategy not in STRATEGIES:
         raise ConfigError("router_settings.routing_strategy",
                           f"expected one of {', '.join(sorted(STRATEGIES))}")
     return RouterSettings(
         routing_strategy=strategy,
         num_retries=r.integer("num_retries") or 0,
-        retry_policy=_retry_policy(merged.get("retry_policy")),
+        retry_policy=_retry_policy(merged.get("retry_policy"), "router_settings.retry_policy"),
+        model_group_retry_policy=_group_retry_policies(merged.get("model_group_retry_policy")),
         retry_after=r.number("retry_after") or 0.0,
         timeout=r.number("timeout", positive=True),
         stream_timeout=r.number("stream_timeout", positive=True),
@@ -93,12 +97,15 @@ def parse_router_settings(raw: Mapping[str, Any], litellm: Mapping[str, Any] | N
         default_fallbacks=_names(merged.get("default_fallbacks"), "router_settings.default_fallbacks"),
         max_fallbacks=_default(r.integer("max_fallbacks"), 5),
         default_max_parallel_requests=r.integer("default_max_parallel_requests", minimum=1),
-        redis=_redis(r),
+        enable_tag_filtering=bool(r.flag("enable_tag_filtering")),
+        tag_filtering_match_any=_default(r.flag("tag_filtering_match_any"), True),
+        # LiteLLM reads `enable_pre_call_checks`; its docs also spell it without the s
+        enable_pre_call_checks=bool(r.flag("enable_pre_call_checks") or r.flag("enable_pre_call_check")),
+        redis=_redis(r, merged.get("cache_kwargs")),
         configured=bool(merged),
     )
 
 
-_NOT_YET: Final = frozenset({"cost-based-routing"})  # LiteLLM's; a config naming it still loads
 _FROM_LITELLM: Final = frozenset({"num_retries", "fallbacks", "context_window_fallbacks",
                                   "content_policy_fallbacks", "default_fallbacks"})
 
@@ -107,17 +114,31 @@ def _default(value: T | None, default: T) -> T:
     return default if value is None else value
 
 
-def _redis(r: _Reader) -> RedisSettings | None:
+def _redis(r: _Reader, cache_kwargs: Any) -> RedisSettings | None:
     url = r.text("redis_url")
     host, port, password = r.text("redis_host"), r.integer("redis_port", minimum=1), r.text("redis_password")
     if url is None and host is None and port is None and password is None:
         return None
+    if cache_kwargs is not None and not isinstance(cache_kwargs, Mapping):
+        raise ConfigError("router_settings.cache_kwargs", "expected a mapping")
+    namespace = (cache_kwargs or {}).get("namespace")
+    if namespace is not None and (not isinstance(namespace, str) or not namespace):
+        raise ConfigError("router_settings.cache_kwargs.namespace", "expected a non-empty string")
     return RedisSettings(url=url, host=host or "localhost", port=port or 6379, password=password,
-                         db=r.integer("redis_db") or 0)
+                         db=r.integer("redis_db") or 0, namespace=namespace)
 
 
-def _retry_policy(value: Any) -> dict[str, int]:
-    key = "router_settings.retry_policy"
+def _group_retry_policies(value: Any) -> dict[str, dict[str, int]]:
+    """LiteLLM's `model_group_retry_policy`: {model group: RetryPolicy fields}."""
+    key = "router_settings.model_group_retry_policy"
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, "expected a mapping of model group -> RetryPolicy fields")
+    return {str(group): _retry_policy(policy, f"{key}.{group}") for group, policy in value.items()}
+
+
+def _retry_policy(value: Any, key: str) -> dict[str, int]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):

@@ -28,7 +28,8 @@ class Usage:
 
 @dataclass(slots=True)
 class Snapshot:
-    """What one routing decision needs, read at once (one round trip for Redis)."""
+    """What one routing decision needs, read at once (one round trip for Redis). The maps may hold other
+    deployments too, and may be the state's own live maps (MemoryState): read them, never change them."""
 
     cooling: dict[str, float] = field(default_factory=dict)  # deployment id -> seconds left
     usage: dict[str, Usage] = field(default_factory=dict)  # this minute; absent = none
@@ -54,33 +55,42 @@ def minute_of(now: float) -> int:
 
 
 class MemoryState:
+    """One process's state. A snapshot costs the same for 1 or 100 deployments: it hands out the
+    deployments cooling down (few), this minute's usage and the latency means as they are kept."""
+
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._cooldown_until: dict[str, float] = {}
         self._fails: dict[str, tuple[int, int]] = {}  # id -> (minute, failures)
-        self._usage: dict[str, tuple[int, Usage]] = {}  # id -> (minute, usage)
+        self._minute = -1
+        self._usage: dict[str, Usage] = {}  # this minute's, by id; replaced when the minute turns
         self._latency: dict[str, deque[float]] = {}
+        self._latency_mean: dict[str, float] = {}
 
     async def snapshot(self, ids: Sequence[str], *, usage: bool, latency: bool) -> Snapshot:
         now = self._clock()
         snap = Snapshot()
-        if self._cooldown_until:
-            for i in ids:
-                until = self._cooldown_until.get(i)
-                if until is not None and until > now:
+        if self._cooldown_until:  # every deployment cooling down, whatever its group: there are few
+            expired = []
+            for i, until in self._cooldown_until.items():
+                if until > now:
                     snap.cooling[i] = until - now
+                else:
+                    expired.append(i)
+            for i in expired:
+                del self._cooldown_until[i]
         if usage:
-            minute = minute_of(now)
-            for i in ids:
-                entry = self._usage.get(i)
-                if entry is not None and entry[0] == minute:
-                    snap.usage[i] = entry[1]
+            snap.usage = self._this_minute(now)
         if latency:
-            for i in ids:
-                samples = self._latency.get(i)
-                if samples:
-                    snap.latency[i] = sum(samples) / len(samples)
+            snap.latency = self._latency_mean
         return snap
+
+    def _this_minute(self, now: float) -> dict[str, Usage]:
+        minute = minute_of(now)
+        if minute != self._minute:
+            self._minute = minute
+            self._usage = {}
+        return self._usage
 
     async def record_failure(self, deployment_id: str, allowed_fails: int, cooldown_time: float) -> bool:
         now = self._clock()
@@ -95,19 +105,19 @@ class MemoryState:
         return False
 
     async def add_usage(self, deployment_id: str, requests: int, tokens: int) -> None:
-        minute = minute_of(self._clock())
-        entry = self._usage.get(deployment_id)
-        if entry is None or entry[0] != minute:
-            entry = (minute, Usage())
-            self._usage[deployment_id] = entry
-        entry[1].requests += requests
-        entry[1].tokens += tokens
+        usage = self._this_minute(self._clock())
+        used = usage.get(deployment_id)
+        if used is None:
+            used = usage[deployment_id] = Usage()
+        used.requests += requests
+        used.tokens += tokens
 
     async def add_latency(self, deployment_id: str, seconds: float) -> None:
         samples = self._latency.get(deployment_id)
         if samples is None:
             samples = self._latency[deployment_id] = deque(maxlen=LATENCY_SAMPLES)
         samples.append(seconds)
+        self._latency_mean[deployment_id] = sum(samples) / len(samples)
 
     async def close(self) -> None:
         return None

@@ -1,7 +1,9 @@
 """Selection strategies: pure functions choosing one of a model group's available deployments.
 
-Each takes the candidates (already filtered for cooldowns and limits), the state snapshot, this
-instance's in-flight counts and a random source, and returns an index into the candidates.
+Each takes the group's `Plan`, the `Pool` of candidates (already filtered for tags, context
+window, cooldowns and limits), the state snapshot, this instance's in-flight counts and a random
+source, and returns the chosen deployment's index in the plan. Ties are broken at random, so
+equally good deployments share the load.
 """
 
 from __future__ import annotations
@@ -9,61 +11,49 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from ..deployments import Deployment
+from .plan import Plan, Pool
 from .state import Snapshot
 
-Strategy = Callable[[Sequence[Deployment], Snapshot, dict[str, int], random.Random], int]
+Strategy = Callable[[Plan, Pool, Snapshot, dict[str, int], random.Random], int]
 
 
-def static_weight(d: Deployment) -> float | None:
-    """LiteLLM's simple-shuffle weight: `weight`, else `rpm`, else `tpm`; None when none is set."""
-    for value in (d.extra.get("weight"), d.rpm, d.tpm):
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
+def simple_shuffle(plan: Plan, pool: Pool, snap: Snapshot, inflight: dict[str, int], rng: random.Random) -> int:
+    return pool.weighted_pick(plan.weights, rng)
 
 
-def simple_shuffle(cands: Sequence[Deployment], snap: Snapshot, inflight: dict[str, int],
-                   rng: random.Random) -> int:
-    weights = [static_weight(d) for d in cands]
-    if all(w is None for w in weights):
-        return rng.randrange(len(cands))
-    # A deployment without a weight in a weighted group gets none of the traffic, as in LiteLLM.
-    total = sum(w or 0.0 for w in weights)
-    if total <= 0:
-        return rng.randrange(len(cands))
-    point = rng.random() * total
-    for i, w in enumerate(weights):
-        point -= w or 0.0
-        if point < 0:
-            return i
-    return len(cands) - 1
-
-
-def _lowest(cands: Sequence[Deployment], rng: random.Random, score: Callable[[Deployment], float]) -> int:
-    scores = [score(d) for d in cands]
+def _lowest(members: Sequence[int], scores: Sequence[float], rng: random.Random) -> int:
+    """The member with the lowest score (`scores` runs parallel to `members`)."""
     best = min(scores)
-    ties = [i for i, s in enumerate(scores) if s == best]
-    return ties[0] if len(ties) == 1 else rng.choice(ties)
+    ties = [i for i, s in zip(members, scores, strict=True) if s == best]
+    return ties[0] if len(ties) == 1 else ties[rng.randrange(len(ties))]
 
 
-def least_busy(cands: Sequence[Deployment], snap: Snapshot, inflight: dict[str, int], rng: random.Random) -> int:
-    return _lowest(cands, rng, lambda d: inflight.get(d.id, 0))
+def least_busy(plan: Plan, pool: Pool, snap: Snapshot, inflight: dict[str, int], rng: random.Random) -> int:
+    members, ids = pool.members, plan.ids
+    # Usually most deployments are idle: draw a few at random before counting them all.
+    for _ in range(4 if len(inflight) < len(members) else 0):
+        i = members[rng.randrange(len(members))]
+        if ids[i] not in inflight:
+            return i
+    return _lowest(members, [inflight.get(ids[i], 0) for i in members], rng)
 
 
-def lowest_latency(cands: Sequence[Deployment], snap: Snapshot, inflight: dict[str, int],
-                   rng: random.Random) -> int:
+def lowest_latency(plan: Plan, pool: Pool, snap: Snapshot, inflight: dict[str, int], rng: random.Random) -> int:
     # Unknown latency scores 0: every deployment is tried before the slow ones are avoided.
-    return _lowest(cands, rng, lambda d: snap.latency.get(d.id, 0.0))
+    members, ids, latency = pool.members, plan.ids, snap.latency
+    return _lowest(members, [latency.get(ids[i], 0.0) for i in members], rng)
 
 
-def lowest_usage(cands: Sequence[Deployment], snap: Snapshot, inflight: dict[str, int],
-                 rng: random.Random) -> int:
-    def score(d: Deployment) -> float:
-        used = snap.usage.get(d.id)
-        return float(used.tokens) if used is not None else 0.0
+def lowest_usage(plan: Plan, pool: Pool, snap: Snapshot, inflight: dict[str, int], rng: random.Random) -> int:
+    members, ids, usage = pool.members, plan.ids, snap.usage
+    return _lowest(members, [used.tokens if (used := usage.get(ids[i])) is not None else 0 for i in members], rng)
 
-    return _lowest(cands, rng, score)
+
+def lowest_cost(plan: Plan, pool: Pool, snap: Snapshot, inflight: dict[str, int], rng: random.Random) -> int:
+    """The cheapest per token (input + output price); an unknown price ranks last. The router refreshes
+    `plan.costs` before calling this."""
+    cheapest = pool.cheapest(plan.costs, plan.costs_version)
+    return cheapest[0] if len(cheapest) == 1 else cheapest[rng.randrange(len(cheapest))]
 
 
 STRATEGY_TABLE: dict[str, Strategy] = {
@@ -72,4 +62,5 @@ STRATEGY_TABLE: dict[str, Strategy] = {
     "latency-based-routing": lowest_latency,
     "usage-based-routing": lowest_usage,
     "usage-based-routing-v2": lowest_usage,
+    "cost-based-routing": lowest_cost,
 }

@@ -50,6 +50,7 @@ from asyncpg.exceptions import InternalClientError, OperatorInterventionError, P
 
 from respgate.errors import ServiceUnavailableError
 from respgate.store.base import ResponseRecord
+from respgate.store.migrations import Migration, apply_postgres
 from respgate.store.postgres_conversations import CONVERSATION_SCHEMA, PostgresConversations
 from respgate.store.sqlite import RESTARTED_ERROR, check_page_args, join_events, split_events
 
@@ -113,6 +114,11 @@ CREATE TABLE IF NOT EXISTS heartbeat (
     last_seen TIMESTAMPTZ NOT NULL
 );
 """
+
+# The store's schema, version by version (store/migrations.py). Never edit a released one: add the next.
+MIGRATIONS = (
+    Migration(1, "responses, input items, events, conversations, heartbeats", _SCHEMA + CONVERSATION_SCHEMA),
+)
 
 _UPSERT = """
 INSERT INTO responses (id, owner, model, deployment_id, provider, status, created_at,
@@ -308,7 +314,7 @@ class PostgresStore(PostgresConversations):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
             if self.schema is not None:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await conn.execute(_SCHEMA + CONVERSATION_SCHEMA)
+            await apply_postgres(conn, "store", MIGRATIONS)
             if self.instance_name is not None:  # our predecessors in this slot are dead
                 await conn.execute(
                     "DELETE FROM heartbeat WHERE instance_name = $1 AND instance_id <> $2",

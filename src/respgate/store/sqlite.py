@@ -42,6 +42,7 @@ import orjson
 
 from respgate.errors import InvalidRequestError, ServiceUnavailableError
 from respgate.store.base import ResponseRecord
+from respgate.store.migrations import Migration, apply_sqlite
 from respgate.store.sqlite_conversations import CONVERSATION_SCHEMA, SqliteConversations
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,11 @@ CREATE TABLE IF NOT EXISTS response_events (
     events BLOB NOT NULL  -- the serialised events joined by newlines (JSON never holds a raw one)
 );
 """
+
+# The store's schema, version by version (store/migrations.py). Never edit a released one: add the next.
+MIGRATIONS = (
+    Migration(1, "responses, input items, events, conversations", _SCHEMA + CONVERSATION_SCHEMA),
+)
 
 _UPSERT = (
     "INSERT OR REPLACE INTO responses (id, owner, model, deployment_id, provider, status, created_at,"
@@ -158,6 +164,10 @@ class SqliteStore(SqliteConversations):
             return
         with contextlib.suppress(OSError):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Migrations first: a schema from a newer respgate stops the start here (SchemaTooNewError);
+        # a file not writable yet is reported by the first write below.
+        with contextlib.suppress(sqlite3.Error):
+            await asyncio.to_thread(lambda: self._connect(writer=True).close())
         self._writer = threading.Thread(target=self._run_writer, name="respgate-store-writer", daemon=True)
         self._writer.start()
         self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="respgate-store-read")
@@ -459,7 +469,7 @@ class SqliteStore(SqliteConversations):
             if writer:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA + CONVERSATION_SCHEMA)
+                apply_sqlite(conn, "store", MIGRATIONS)
             else:
                 conn.execute("PRAGMA query_only=1")
         except sqlite3.Error:

@@ -19,9 +19,11 @@ import orjson
 from ...deployments import Deployment
 from ...errors import BadGatewayError, RespgateError, UpstreamError
 from ...events import Event
-from ...streaming import StreamBuilder
 from ..base import ProviderRequest
 from ..http import call_timeout, request_json, request_sse
+from . import computer
+from .builder import HostedToolBuilder
+from .hosted import COMPUTER_TYPES, required_betas
 from .request import beta_header, to_messages_request
 from .response import MessagesToResponses
 
@@ -76,9 +78,6 @@ class AnthropicProvider:
             self._headers[d.id] = h
         return h
 
-    def _body(self, req: ProviderRequest, *, stream: bool) -> bytes:
-        return orjson.dumps(self._messages(req, stream=stream))
-
     def _messages(self, req: ProviderRequest, *, stream: bool) -> dict[str, Any]:
         return to_messages_request(req.body, req.input_items, req.deployment, stream=stream,
                                    drop_params=req.drop_params)
@@ -87,31 +86,48 @@ class AnthropicProvider:
         """Where the Messages call goes and with which headers (Vertex AI overrides this)."""
         return self.url(d), self.headers(d)
 
+    async def _request(self, req: ProviderRequest, *, stream: bool) -> tuple[str, dict[str, str], bytes]:
+        """The URL, the headers (with the betas the body's tools need) and the body of one call."""
+        body = self._messages(req, stream=stream)
+        url, headers = await self._target(req.deployment, stream=stream)
+        betas = required_betas(body)
+        if betas:
+            given = [b for b in headers.get("anthropic-beta", "").split(",") if b]
+            headers = {**headers, "anthropic-beta": ",".join(dict.fromkeys(given + betas))}
+        return url, headers, orjson.dumps(body)
+
+    @staticmethod
+    def _translator(req: ProviderRequest, builder: HostedToolBuilder) -> MessagesToResponses:
+        tools = req.body.get("tools") or ()
+        kind = next((t["type"] for t in tools if t.get("type") in COMPUTER_TYPES), None)
+        style = None if kind is None else "action" if kind == "computer_use_preview" else "actions"
+        return MessagesToResponses(builder, computer_style=style, cursor=computer.last_cursor(req.input_items),
+                                   sources="web_search_call.action.sources" in (req.body.get("include") or ()))
+
     async def create(self, req: ProviderRequest) -> dict[str, Any]:
         d = req.deployment
-        body = self._body(req, stream=False)
         try:
-            url, headers = await self._target(d, stream=False)
+            url, headers, body = await self._request(req, stream=False)
             message = await request_json(req.http, "POST", d, url, [], body, headers, call_timeout(d))
         except RespgateError as e:
             raise mapped_error(e) from None
-        builder = StreamBuilder(req.shell)
+        builder = HostedToolBuilder(req.shell)
         builder.start()
-        MessagesToResponses(builder).message(message)
+        self._translator(req, builder).message(message)
         return builder.response
 
     async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
         d = req.deployment
-        url, headers = await self._target(d, stream=True)
-        events = request_sse(req.http, "POST", d, url, [], self._body(req, stream=True), headers)
+        url, headers, body = await self._request(req, stream=True)
+        events = request_sse(req.http, "POST", d, url, [], body, headers)
         # The first event before the first byte out: a refused request becomes an HTTP error.
         try:
             first = await anext(events, None)
         except RespgateError as e:
             await events.aclose()
             raise mapped_error(e) from None
-        builder = StreamBuilder(req.shell)
-        translate = MessagesToResponses(builder)
+        builder = HostedToolBuilder(req.shell)
+        translate = self._translator(req, builder)
         for ev in builder.start():
             yield Event.of(ev)
         out: list[dict[str, Any]] = []

@@ -17,6 +17,11 @@ thinking, `encrypted_content` as the signature) or, when `encrypted_content` car
 `REDACTED_PREFIX` marker, a `redacted_thinking` block. Anthropic refuses a tool-use turn whose
 thinking was altered or dropped, so they are copied exactly. A reasoning item without
 `encrypted_content` (another provider's thoughts) cannot be signed and is left out.
+
+Hosted tools (hosted.py): web search becomes Anthropic's web search server tool, the computer tool
+Claude's computer tool (computer.py: the tool version, its beta, the actions both ways); a past
+`computer_call` goes back as the tool_use it was, its `computer_call_output` as a tool_result with the
+screenshot, and a past `web_search_call` is left out (Anthropic's result blocks are sealed).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from ...deployments import Deployment
 from ...errors import InvalidRequestError
 from ..chat.request import GATEWAY_FIELDS
 from ..refusals import FieldMapping
+from . import computer
+from .caching import inject_cache_control
+from .hosted import COMPUTER_TYPES, WEB_SEARCH_NAME, WEB_SEARCH_TYPES, hosted_tool
 
 __all__ = ["DEFAULT_MAX_TOKENS", "REDACTED_PREFIX", "SIGNATURE_PREFIX", "THINKING_BUDGETS", "beta_header",
            "to_messages_request"]
@@ -46,21 +54,24 @@ SIGNATURE_PREFIX: Final = "anthropic-signature:"
 #: reasoning.effort -> thinking budget_tokens (Anthropic's minimum is 1024); none/minimal: no thinking
 THINKING_BUDGETS: Final[dict[str, int]] = {"low": 1024, "medium": 4096, "high": 16384}
 _NO_THINKING: Final = frozenset({"none", "minimal"})
-_EPHEMERAL: Final[Json] = {"type": "ephemeral"}
 _IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+#: the names Anthropic gives its hosted tools, and the OpenAI tool types that become them
+_HOSTED_NAMES: Final = {computer.NAME: COMPUTER_TYPES, WEB_SEARCH_NAME: WEB_SEARCH_TYPES}
+_BATCH_MARK: Final = "_batch"  # joins a computer call_id and the index of an action of its batch (ids: [A-Za-z0-9_-])
 
 
 class _Mapping(FieldMapping):
-    __slots__ = ()
+    __slots__ = ("deployment",)
 
-    def __init__(self, drop_params: bool) -> None:
+    def __init__(self, drop_params: bool, deployment: Deployment) -> None:
         super().__init__("the 'anthropic' provider (Messages API)", drop_params)
+        self.deployment = deployment
 
 
 def to_messages_request(body: Json, items: list[Json], d: Deployment, *, stream: bool,
                         drop_params: bool) -> Json:
     """The Messages body for a validated Responses `body` whose input (chain + this turn) is `items`."""
-    m = _Mapping(drop_params)
+    m = _Mapping(drop_params, d)
     for key, value in body.items():
         if value is not None and key not in _PARAMETERS and key not in GATEWAY_FIELDS and key != "instructions":
             m.refuse(key, f"'{key}'")
@@ -88,7 +99,7 @@ def to_messages_request(body: Json, items: list[Json], d: Deployment, *, stream:
         out.pop("tool_choice", None)
     if d.extra.get("top_k") is not None:
         out["top_k"] = d.extra["top_k"]
-    _inject_cache_control(out, d.extra)
+    inject_cache_control(out, d.extra)
     if isinstance(d.extra.get("extra_body"), dict):
         out.update(d.extra["extra_body"])
     if stream:
@@ -121,12 +132,13 @@ def _default_max_tokens(d: Deployment) -> int:
 class _Conversation:
     """Alternating user/assistant messages; consecutive items of one role share a message."""
 
-    __slots__ = ("m", "messages", "system")
+    __slots__ = ("batches", "m", "messages", "system")
 
     def __init__(self, m: _Mapping) -> None:
         self.m = m
         self.system: list[Json] = []
         self.messages: list[Json] = []
+        self.batches: dict[str, list[str]] = {}  # computer call_id -> the ids of its batch's other actions
 
     def add(self, role: str, blocks: list[Json]) -> None:
         if not blocks:
@@ -276,23 +288,66 @@ def _item_reference(conv: _Conversation, item: Json, param: str) -> None:
     conv.m.unresolved_reference(item, param)
 
 
+def _computer_call_item(conv: _Conversation, item: Json, param: str) -> None:
+    """A computer call sent back: Claude's tool_use. A batch of actions becomes one tool_use each (the
+    extra ones get ids of their own, answered with the batch's output)."""
+    conv.m.check_extras(item, frozenset({"call_id", "action", "actions", "pending_safety_checks"}), param)
+    actions = item.get("actions") or ([item["action"]] if item.get("action") else [{"type": "screenshot"}])
+    ids = [item["call_id"]] + [f"{item['call_id']}{_BATCH_MARK}{k}" for k in range(1, len(actions))]
+    conv.add("assistant", [{"type": "tool_use", "id": use_id, "name": computer.NAME, "input": computer.to_anthropic(a)}
+                           for use_id, a in zip(ids, actions, strict=True)])
+    conv.batches[item["call_id"]] = ids[1:]
+
+
+def _computer_call_output_item(conv: _Conversation, item: Json, param: str) -> None:
+    m = conv.m
+    m.check_extras(item, frozenset({"call_id", "output", "acknowledged_safety_checks"}), param)
+    shot = item["output"]
+    url = shot.get("image_url")
+    content: list[Json] = []
+    if not url:
+        m.refuse(f"{param}.output.file_id", "Screenshots by 'file_id'")
+    else:
+        block = _image_block(m, {"type": "input_image", "image_url": url}, f"{param}.output.image_url")
+        content = [block] if block is not None else []
+    for extra in conv.batches.pop(item["call_id"], []):  # the earlier actions of a batch: done
+        conv.add_tool_result({"type": "tool_result", "tool_use_id": extra, "content": "done"})
+    conv.add_tool_result({"type": "tool_result", "tool_use_id": item["call_id"], "content": content})
+
+
+def _hosted_call_item(conv: _Conversation, item: Json, param: str) -> None:
+    """A web search the model made (here or at OpenAI): its answer carries what it found; the search itself
+    cannot be replayed (Anthropic's result blocks are sealed), so it is left out."""
+
+
 _ITEMS: Final[dict[str, Callable[[_Conversation, Json, str], None]]] = {
     "message": _message_item,
     "function_call": _function_call_item,
     "function_call_output": _function_call_output_item,
     "reasoning": _reasoning_item,
     "item_reference": _item_reference,
+    "computer_call": _computer_call_item,
+    "computer_call_output": _computer_call_output_item,
+    "web_search_call": _hosted_call_item,
 }
 
 
 # --- top-level parameters ---------------------------------------------------------------------------
 
 def _tools(m: _Mapping, tools: list[Json], out: Json) -> None:
-    converted = []
+    converted: list[Json] = []
     for i, tool in enumerate(tools):
         if tool.get("type") != "function":
-            m.refuse(f"tools[{i}].type", f"Tools of type '{tool.get('type')}'", code="unsupported_value")
+            hosted = hosted_tool(m, tool, f"tools[{i}]", m.deployment)
+            if hosted is not None and any(t.get("name") == hosted["name"] for t in converted):
+                m.refuse(f"tools[{i}].type", f"A second '{tool['type']}' tool", code="unsupported_value")
+            elif hosted is not None:
+                converted.append(hosted)
             continue
+        if tool["name"] in _HOSTED_NAMES and any(t.get("type") in _HOSTED_NAMES[tool["name"]] for t in tools):
+            raise InvalidRequestError(f"A function named '{tool['name']}' clashes with the hosted tool Anthropic "
+                                      "calls by that name; rename the function.", param=f"tools[{i}].name",
+                                      code="invalid_value")
         m.check_extras(tool, frozenset({"name", "description", "parameters", "strict"}), f"tools[{i}]")
         spec: Json = {"name": tool["name"],
                       "input_schema": tool.get("parameters") or {"type": "object", "properties": {}}}
@@ -306,10 +361,14 @@ def _tools(m: _Mapping, tools: list[Json], out: Json) -> None:
 
 
 def _tool_choice(m: _Mapping, choice: str | Json, out: Json) -> None:
+    hosted = next((name for name, types in _HOSTED_NAMES.items() if isinstance(choice, dict)
+                   and choice.get("type") in types), None)
     if isinstance(choice, str):
         out["tool_choice"] = {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}
     elif choice.get("type") == "function":
         out["tool_choice"] = {"type": "tool", "name": choice["name"]}
+    elif hosted is not None and any(t.get("name") == hosted for t in out.get("tools") or ()):
+        out["tool_choice"] = {"type": "tool", "name": hosted}
     else:
         m.refuse("tool_choice", f"tool_choice of type '{choice.get('type')}'", code="unsupported_value")
 
@@ -406,39 +465,6 @@ _PARAMETERS: Final[dict[str, Callable[[_Mapping, Any, Json], None]]] = {
     "prompt_cache_key": _refused("prompt_cache_key"),
     "prompt_cache_retention": _refused("prompt_cache_retention"),
 }
-
-
-# --- prompt caching ----------------------------------------------------------------------------------
-
-def _inject_cache_control(out: Json, extra: Json) -> None:
-    points = extra.get("cache_control_injection_points")
-    if extra.get("prompt_caching"):
-        points = [{"location": "message", "role": "system"}, {"location": "tools"},
-                  {"location": "message", "index": -1}]
-    for point in points or ():
-        if not isinstance(point, dict):
-            continue
-        control = point.get("control") or _EPHEMERAL
-        if point.get("location") == "tools" and out.get("tools"):
-            out["tools"][-1]["cache_control"] = dict(control)
-        elif point.get("role") == "system" and out.get("system"):
-            out["system"][-1]["cache_control"] = dict(control)
-        elif isinstance(point.get("role"), str):
-            for message in out["messages"]:
-                if message["role"] == point["role"]:
-                    _mark_last_block(message, control)
-        elif isinstance(point.get("index"), int) and out["messages"]:
-            index = point["index"]
-            if -len(out["messages"]) <= index < len(out["messages"]):
-                _mark_last_block(out["messages"][index], control)
-
-
-def _mark_last_block(message: Json, control: Json) -> None:
-    # thinking blocks cannot carry cache_control: mark the last block that can
-    for block in reversed(message["content"]):
-        if block["type"] not in ("thinking", "redacted_thinking"):
-            block["cache_control"] = dict(control)
-            return
 
 
 def _tidy_system(out: Json) -> None:

@@ -5,7 +5,11 @@ events a stream of it would carry (each block started, its content as one delta,
 JSON call and a stream of the same answer end in the same Response by construction.
 
 Blocks -> items: `text` -> output_text of the assistant message (consecutive text blocks share
-it); `tool_use` -> a function_call (input JSON as its arguments); `thinking` -> a reasoning item,
+it), its `web_search_result_location` citations -> `url_citation` annotations over the block's
+text; `tool_use` -> a function_call (input JSON as its arguments), or a `computer_call` when it
+calls the computer tool (computer.py maps the action); `server_tool_use` + `web_search_tool_result`
+-> a `web_search_call` (the query, and the result URLs as `action.sources` when the request's
+`include` asks for `web_search_call.action.sources`); `thinking` -> a reasoning item,
 the thinking as summary text and `SIGNATURE_PREFIX` + the signature as `encrypted_content`; `redacted_thinking` -> a
 reasoning item with no summary and `REDACTED_PREFIX` + data as `encrypted_content`. Each thinking
 block is its own item, so the next turn sends back exactly the blocks received.
@@ -17,7 +21,10 @@ from typing import Any, Final
 
 import orjson
 
+from ...ids import new_item_id
 from ...streaming import StreamBuilder
+from . import computer
+from .builder import WEB_SEARCH_PROGRESS, HostedToolBuilder
 from .request import REDACTED_PREFIX, SIGNATURE_PREFIX
 
 Json = dict[str, Any]
@@ -27,7 +34,7 @@ _STOP: Final[dict[str, tuple[str, str | None]]] = {
     "end_turn": ("completed", None),
     "stop_sequence": ("completed", None),
     "tool_use": ("completed", None),
-    "pause_turn": ("completed", None),  # only server tools pause, and we send none
+    "pause_turn": ("completed", None),  # a long server-tool turn paused; what came so far is the answer
     "refusal": ("completed", None),
     "max_tokens": ("incomplete", "max_output_tokens"),
     "model_context_window_exceeded": ("incomplete", "max_output_tokens"),
@@ -45,8 +52,15 @@ REFUSAL_TEXT: Final = "The model declined to answer this request."
 class MessagesToResponses:
     """Feeds one Anthropic answer (stream events, or a whole message) into a StreamBuilder."""
 
-    def __init__(self, builder: StreamBuilder) -> None:
+    def __init__(self, builder: StreamBuilder, *, computer_style: str | None = None,
+                 cursor: computer.Cursor | None = None, sources: bool = False) -> None:
+        """`computer_style`: "action" (computer_use_preview) or "actions" (OpenAI's `computer` tool) when the
+        request has a computer tool; `cursor`: where the pointer was left; `sources`: list the result URLs."""
         self._builder = builder
+        self._computer_style = computer_style
+        self._cursor = cursor or computer.Cursor()
+        self._sources = sources
+        self._queries: dict[str, str] = {}  # server_tool_use id -> the query it searched for
         self._blocks: dict[int, Json] = {}  # index -> the block being streamed
         self._args: dict[int, list[str]] = {}
         self._usage: Json = {}
@@ -96,6 +110,14 @@ class MessagesToResponses:
         index, block = event.get("index", 0), event.get("content_block") or {}
         self._blocks[index] = block
         kind = block.get("type")
+        if kind == "server_tool_use" or (kind == "tool_use" and self._is_computer(block)):
+            self._args[index] = []  # the input is buffered: the item is made whole at the block's end
+            return []
+        if kind == "web_search_tool_result":
+            return self._web_search_call(block)
+        if kind == "text":
+            block["_start"] = _text_offset(self._builder)
+            block["_citations"] = list(block.get("citations") or [])
         if kind == "tool_use":
             self._args[index] = []
             return self._builder.function_call(block.get("name", ""), block.get("id", ""), "")
@@ -122,12 +144,25 @@ class MessagesToResponses:
             return []
         if kind == "input_json_delta" and delta.get("partial_json"):
             self._args.setdefault(index, []).append(delta["partial_json"])
+            if block.get("type") == "server_tool_use" or self._is_computer(block):
+                return []
             return self._builder.function_call(block.get("name", ""), block.get("id", ""), delta["partial_json"])
+        if kind == "citations_delta" and isinstance(delta.get("citation"), dict):
+            block.setdefault("_citations", []).append(delta["citation"])
         return []
 
     def _block_stop(self, event: Json) -> list[Json]:
         block = self._blocks.pop(event.get("index", 0), {})
         kind = block.get("type")
+        if kind == "server_tool_use":
+            given = _json_input(self._args.pop(event.get("index", 0), None), block)
+            self._queries[block.get("id", "")] = str(given.get("query") or "")
+            return []
+        if kind == "tool_use" and self._is_computer(block):
+            given = _json_input(self._args.pop(event.get("index", 0), None), block)
+            return self._computer_call(block.get("id", ""), given)
+        if kind == "text" and block.get("_citations"):
+            return self._annotate(block)
         if kind == "tool_use":
             if not self._args.pop(event.get("index", 0), None):  # no input streamed: an empty object
                 return self._builder.function_call(block.get("name", ""), block.get("id", ""), "{}")
@@ -156,6 +191,72 @@ class MessagesToResponses:
         return self._builder.fail(code, message, usage=usage_of(self._usage))
 
 
+    # --- hosted tools ---------------------------------------------------------------------------
+
+    def _is_computer(self, block: Json) -> bool:
+        return self._computer_style is not None and block.get("name") == computer.NAME
+
+    def _computer_call(self, call_id: str, given: Json) -> list[Json]:
+        action = computer.to_openai(given, self._cursor)
+        item: Json = {"id": new_item_id("cu"), "type": "computer_call", "status": "completed", "call_id": call_id,
+                      "pending_safety_checks": []}
+        if self._computer_style == "actions":
+            item["actions"] = [action]
+        else:
+            item["action"] = action
+        return _add_tool_item(self._builder, item, ())
+
+    def _web_search_call(self, block: Json) -> list[Json]:
+        content = block.get("content")
+        results = content if isinstance(content, list) else []
+        action: Json = {"type": "search", "query": self._queries.get(block.get("tool_use_id", ""), "")}
+        if self._sources:
+            action["sources"] = [{"type": "url", "url": r["url"]} for r in results if r.get("url")]
+        failed = isinstance(content, dict)  # web_search_tool_result_error
+        item = {"id": new_item_id("ws"), "type": "web_search_call", "status": "failed" if failed else "completed",
+                "action": action}
+        progress = WEB_SEARCH_PROGRESS[:2] if failed else WEB_SEARCH_PROGRESS
+        return _add_tool_item(self._builder, item, progress)
+
+    def _annotate(self, block: Json) -> list[Json]:
+        builder = self._builder
+        start, end = int(block.get("_start", 0)), _text_offset(builder)
+        if not isinstance(builder, HostedToolBuilder) or end <= start:
+            return []
+        events: list[Json] = []
+        seen: set[str] = set()
+        for citation in block["_citations"]:
+            url = citation.get("url")
+            if citation.get("type") != "web_search_result_location" or not url or url in seen:
+                continue
+            seen.add(url)
+            events += builder.annotate({"type": "url_citation", "end_index": end, "start_index": start,
+                                        "title": citation.get("title") or "", "url": url})
+        return events
+
+
+def _text_offset(builder: StreamBuilder) -> int:
+    return builder.text_offset() if isinstance(builder, HostedToolBuilder) else 0
+
+
+def _add_tool_item(builder: StreamBuilder, item: Json, progress: tuple[str, ...]) -> list[Json]:
+    if isinstance(builder, HostedToolBuilder):
+        return builder.add_tool_item(item, progress)
+    return builder.add_item(item)
+
+
+def _json_input(chunks: list[str] | None, block: Json) -> Json:
+    """A tool's streamed input (or, when none streamed, the block's own)."""
+    if chunks:
+        try:
+            given = orjson.loads("".join(chunks))
+        except orjson.JSONDecodeError:
+            given = {}
+    else:
+        given = block.get("input") or {}
+    return given if isinstance(given, dict) else {}
+
+
 _HANDLERS: Final = {
     "message_start": MessagesToResponses._message_start,
     "content_block_start": MessagesToResponses._block_start,
@@ -174,19 +275,20 @@ def _opening(block: Json) -> Json:
         return {"type": "text", "text": ""}
     if kind == "thinking":
         return {"type": "thinking", "thinking": "", "signature": ""}
-    if kind == "tool_use":
-        return {"type": "tool_use", "id": block.get("id", ""), "name": block.get("name", ""), "input": {}}
-    return block  # redacted_thinking and others arrive whole
+    if kind in ("tool_use", "server_tool_use"):
+        return {"type": kind, "id": block.get("id", ""), "name": block.get("name", ""), "input": {}}
+    return block  # redacted_thinking, web_search_tool_result and others arrive whole
 
 
 def _deltas(block: Json) -> list[Json]:
     kind = block.get("type")
     if kind == "text":
-        return [{"type": "text_delta", "text": block.get("text", "")}]
+        citations = [{"type": "citations_delta", "citation": c} for c in block.get("citations") or ()]
+        return [*citations, {"type": "text_delta", "text": block.get("text", "")}]
     if kind == "thinking":
         return [{"type": "thinking_delta", "thinking": block.get("thinking", "")},
                 {"type": "signature_delta", "signature": block.get("signature", "")}]
-    if kind == "tool_use":
+    if kind in ("tool_use", "server_tool_use"):
         return [{"type": "input_json_delta", "partial_json": orjson.dumps(block.get("input") or {}).decode()}]
     return []
 

@@ -267,6 +267,8 @@ _ITEMS: Final[dict[str, Callable[[_Conversation, Json, str], None]]] = {
     "function_call_output": _function_call_output_item,
     "reasoning": _reasoning_item,
     "item_reference": _item_reference,
+    # another provider's hosted web search, earlier in a chain: its results are already in the text
+    "web_search_call": lambda conv, item, param: None,
 }
 
 

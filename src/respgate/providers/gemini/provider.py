@@ -17,7 +17,7 @@ from google.auth.credentials import Credentials
 from ...deployments import Deployment
 from ...errors import BadGatewayError, GatewayTimeoutError, RespgateError
 from ...events import Event
-from ...streaming import StreamBuilder
+from ..anthropic.builder import HostedToolBuilder
 from ..base import ProviderRequest
 from ..http import call_timeout, stream_timeout
 from .auth import VertexToken
@@ -94,9 +94,9 @@ class GeminiProvider:
         body = self._body(req)
         url, headers = await self.endpoint.target(d, "generateContent")
         answer = await _post_json(req.http, d, url, body, headers)
-        builder = StreamBuilder(req.shell)
+        builder = HostedToolBuilder(req.shell)
         builder.start()
-        GeminiToResponses(builder).answer(answer)
+        GeminiToResponses(builder, sources=_wants_sources(req)).answer(answer)
         return builder.response
 
     async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
@@ -105,8 +105,8 @@ class GeminiProvider:
         url, headers = await self.endpoint.target(d, "streamGenerateContent")
         chunks = _post_sse(req.http, d, url + "?alt=sse", body, headers)
         first = await anext(chunks, None)  # an upstream refusal becomes the client's HTTP error
-        builder = StreamBuilder(req.shell)
-        translate = GeminiToResponses(builder)
+        builder = HostedToolBuilder(req.shell)
+        translate = GeminiToResponses(builder, sources=_wants_sources(req))
         for ev in builder.start():
             yield Event.of(ev)
         try:
@@ -124,6 +124,10 @@ class GeminiProvider:
             await chunks.aclose()
         for ev in events:
             yield Event.of(ev)
+
+
+def _wants_sources(req: ProviderRequest) -> bool:
+    return "web_search_call.action.sources" in (req.body.get("include") or ())
 
 
 def _unreachable(d: Deployment, e: aiohttp.ClientError) -> BadGatewayError:

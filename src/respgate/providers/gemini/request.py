@@ -15,7 +15,10 @@ Choices worth knowing:
 * a function call's signature comes back from the reasoning item of its model turn (see
   signatures.py); a call that has none (made by another provider) gets Gemini's documented
   `skip_thought_signature_validator` so a thinking model accepts the chain;
-* reasoning items from other providers are their own past thoughts and are not sent.
+* reasoning items from other providers are their own past thoughts and are not sent;
+* `web_search` / `web_search_preview` become Google Search grounding (`googleSearch`), which has no
+  domain filter or location (those are refused); a past `web_search_call` item is left out, its
+  answer carries what it found. Other hosted tools are refused as `tools[i].type`.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ class _Turns:
                 if thought is not None:
                     text = "".join(p.get("text", "") for p in item.get("summary") or [])
                     self.part("model", {"text": text, "thought": True, "thoughtSignature": thought.signature})
-        else:
+        elif kind != "web_search_call":  # a past search: its answer carries what it found (grounding is not replayed)
             self.m.refuse(f"{param}.type", f"Input items of type '{kind}'", code="unsupported_value")
 
     def message(self, item: Json, param: str) -> None:
@@ -244,9 +247,17 @@ def _set(name: str) -> Mapper:
     return mapper
 
 
+_WEB_SEARCH: Final = frozenset({"web_search", "web_search_2025_08_26", "web_search_preview",
+                                "web_search_preview_2025_03_11"})
+
+
 def _tools(m: _Mapping, tools: list[Json], out: Json, model: str) -> None:
     declarations = []
+    search = False
     for i, tool in enumerate(tools):
+        if tool.get("type") in _WEB_SEARCH:
+            search = _google_search(m, tool, f"tools[{i}]") or search
+            continue
         if tool.get("type") != "function":
             m.refuse(f"tools[{i}].type", f"Tools of type '{tool.get('type')}'", code="unsupported_value")
             continue
@@ -259,6 +270,24 @@ def _tools(m: _Mapping, tools: list[Json], out: Json, model: str) -> None:
         declarations.append(declaration)
     if declarations:
         out["tools"] = [{"functionDeclarations": declarations}]
+    if search:  # Gemini 2.x refuses it beside functions ("Tool use with function calling is unsupported")
+        out.setdefault("tools", []).append({"googleSearch": {}})
+
+
+def _google_search(m: _Mapping, tool: Json, param: str) -> bool:
+    """OpenAI's web search -> Google Search grounding, which has no domain filter or location; the
+    search_context_size hint has no counterpart either and is accepted as one."""
+    m.check_extras(tool, frozenset({"search_context_size", "user_location", "search_content_types",
+                                    "external_web_access"}), param)
+    if tool.get("external_web_access") is False:
+        m.refuse(f"{param}.external_web_access", "Cached-only web search (external_web_access: false)",
+                 code="unsupported_value")
+    location = tool.get("user_location") or {}
+    if any(location.get(k) for k in ("city", "region", "country", "timezone")):
+        m.refuse(f"{param}.user_location", "A web search user_location", code="unsupported_value")
+    if any(t != "text" for t in tool.get("search_content_types") or ()):
+        m.refuse(f"{param}.search_content_types", "Image web search", code="unsupported_value")
+    return True
 
 
 _MODES: Final = {"auto": "AUTO", "required": "ANY", "none": "NONE"}

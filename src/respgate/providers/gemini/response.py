@@ -7,6 +7,11 @@ part's `thoughtSignature` is recorded with the part it belongs to (signatures.py
 new one) right before the call; a text part's in a reasoning item after everything else, because a
 stream sends it after the text (often on an empty part) and a JSON answer on the text itself, and
 both must end in the same Response.
+
+Google Search grounding (`groundingMetadata`, sent with the last chunks) becomes, at the end, the
+`url_citation` annotations of the answer's text (each grounding support's segment, its byte offsets
+turned into character offsets, once per source) and then a `web_search_call` item with the queries
+(and the sources when `include` asks for `web_search_call.action.sources`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from typing import Any, Final
 
 import orjson
 
-from ...ids import new_token
+from ...ids import new_item_id, new_token
 from ...streaming import StreamBuilder
+from ..anthropic.builder import WEB_SEARCH_PROGRESS, HostedToolBuilder
 from . import signatures
 from .errors import stream_error_code
 from .signatures import Signed
@@ -38,8 +44,10 @@ _FINISH: Final[dict[str, tuple[str, str | None]]] = {
 class GeminiToResponses:
     """Feeds one Gemini answer into a StreamBuilder."""
 
-    def __init__(self, builder: StreamBuilder) -> None:
+    def __init__(self, builder: StreamBuilder, *, sources: bool = False) -> None:
         self._builder = builder
+        self._sources = sources
+        self._grounding: Json | None = None  # the latest groundingMetadata: applied at the end
         self._last = ""  # the kind of item the builder has open: "reasoning", "text", "call" or ""
         self._records: list[Signed] = []  # signatures of the open reasoning item
         self._deferred: list[Signed] = []  # signatures that arrived while a message was open
@@ -59,6 +67,8 @@ class GeminiToResponses:
         candidate = candidates[0] if candidates else {}
         for part in (candidate.get("content") or {}).get("parts") or []:
             self._part(part, events)
+        if isinstance(candidate.get("groundingMetadata"), dict):
+            self._grounding = candidate["groundingMetadata"]
         if candidate.get("finishReason"):
             self._finish_reason = candidate["finishReason"]
         blocked = (chunk.get("promptFeedback") or {}).get("blockReason")
@@ -75,6 +85,8 @@ class GeminiToResponses:
         if self._builder.finished:
             return []
         events: list[Json] = []
+        if self._grounding is not None:
+            events += self._ground(self._grounding)
         if self._deferred:
             self._records = []
             self._sign(self._deferred, events)
@@ -111,6 +123,36 @@ class GeminiToResponses:
             events += b.text_delta(text)
             self._last = "text"
 
+    def _ground(self, grounding: Json) -> list[Json]:
+        """The citations on the text still open, then the search itself as a finished item."""
+        b = self._builder
+        queries = [str(q) for q in grounding.get("webSearchQueries") or []]
+        chunks = [c.get("web") or {} for c in grounding.get("groundingChunks") or []]
+        if not queries and not chunks:
+            return []
+        events: list[Json] = []
+        if isinstance(b, HostedToolBuilder):
+            text = b.open_text()
+            for support in grounding.get("groundingSupports") or []:
+                span = _char_span(text, support.get("segment") or {})
+                if span is None:
+                    continue
+                cited = {chunks[i]["uri"]: chunks[i] for i in support.get("groundingChunkIndices") or []
+                         if 0 <= i < len(chunks) and chunks[i].get("uri")}
+                for web in cited.values():
+                    events += b.annotate({"type": "url_citation", "end_index": span[1], "start_index": span[0],
+                                          "title": web.get("title") or "", "url": web["uri"]})
+        action: Json = {"type": "search", "query": queries[0] if queries else "", "queries": queries}
+        if self._sources:
+            action["sources"] = [{"type": "url", "url": c["uri"]} for c in chunks if c.get("uri")]
+        item = {"id": new_item_id("ws"), "type": "web_search_call", "status": "completed", "action": action}
+        if isinstance(b, HostedToolBuilder):
+            events += b.add_tool_item(item, WEB_SEARCH_PROGRESS)
+        else:
+            events += b.add_item(item)
+        self._last = ""
+        return events
+
     def _sign(self, records: list[Signed], events: list[Json]) -> None:
         """Attach signatures to the open reasoning item, or to a new one."""
         if self._last != "reasoning":
@@ -118,6 +160,20 @@ class GeminiToResponses:
         self._records.extend(records)
         events += self._builder.reasoning_encrypted_content(signatures.encode(self._records))
         self._last = "reasoning"
+
+
+def _char_span(text: str, segment: Json) -> tuple[int, int] | None:
+    """A grounding segment's UTF-8 byte offsets as character offsets into `text` (its `text` found
+    there when the offsets do not fit)."""
+    raw = text.encode()
+    start, end = int(segment.get("startIndex") or 0), int(segment.get("endIndex") or 0)
+    if 0 <= start < end <= len(raw):
+        char_start = len(raw[:start].decode("utf-8", "ignore"))
+        char_end = len(raw[:end].decode("utf-8", "ignore"))
+        if not segment.get("text") or text[char_start:char_end] == segment["text"]:
+            return char_start, char_end
+    found = text.find(segment["text"]) if segment.get("text") else -1
+    return (found, found + len(segment["text"])) if found >= 0 else None
 
 
 def usage_of(usage: Json | None) -> Json | None:

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# What the platform costs (issue 8): throughput with virtual-key auth, spend logging and Prometheus metrics on,
+# against the master key alone, on the canned upstream that setup.sh serves (127.0.0.1:18080 JSON, :18090 SSE).
+# Measured like run.sh: one respgate worker pinned to CPU 1, wrk on CPU 0, store on, native passthrough.
+# Set-ups, each its own respgate start:
+#   master           the master key; spend logs off (general_settings.disable_spend_logs), no metrics
+#   master+spend     the master key; spend logs on (the default)
+#   vkey+spend+prom  a virtual key from /key/generate (rpm/tpm limits set, far above the load), spend logs
+#                    on, `litellm_settings.callbacks: [prometheus]`
+#   +redis           the same with router_settings naming Redis: the key's limits are counted there
+# For each: rps and p50/p99 at c=1 and c=32 (non-stream), streams/s at c=32; the last column is the c=32
+# rps as a share of `master`'s (the target: at least 90%).
+# Usage: platform_run.sh        Env: DUR (default 5), WARMUP (default 2), RESPGATE_VENV, BENCH_DIR, PORT (4200)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+dur=${DUR:-5}
+warmup=${WARMUP:-2}
+run_dir=${BENCH_DIR:-/tmp/respgate-bench}
+port=${PORT:-4200}
+master=sk-bench-master
+base=http://127.0.0.1:$port
+load_cpu=0
+gateway_cpu=1
+respgate_bin=${RESPGATE_VENV:+$RESPGATE_VENV/bin/}respgate
+command -v "$respgate_bin" >/dev/null || { echo "no respgate executable (set RESPGATE_VENV)" >&2; exit 1; }
+curl -sf -o /dev/null --max-time 5 -X POST -d '{}' http://127.0.0.1:18080/v1/responses \
+  || { echo "the canned upstream is not up: run bench/setup.sh first" >&2; exit 1; }
+[ "$(nproc)" -ge 2 ] || { load_cpu=0; gateway_cpu=0; }
+mkdir -p "$run_dir"
+
+write_config() {  # setup -- the config file for that set-up
+  local file="$run_dir/platform-$1.yaml"
+  {
+    cat <<YAML
+model_list:
+  - model_name: bench-native
+    litellm_params: {model: openai/gpt-4o, api_base: "http://127.0.0.1:18080/v1", api_key: sk-upstream}
+    model_info: {input_cost_per_token: 0.0000025, output_cost_per_token: 0.00001}
+  - model_name: bench-native-stream
+    litellm_params: {model: openai/gpt-4o, api_base: "http://127.0.0.1:18090/v1", api_key: sk-upstream}
+    model_info: {input_cost_per_token: 0.0000025, output_cost_per_token: 0.00001}
+general_settings:
+  master_key: $master
+  database_url: sqlite:///$run_dir/platform-bench.db
+YAML
+    case $1 in
+      master) echo "  disable_spend_logs: true" ;;
+      vkey+spend+prom | +redis) printf 'litellm_settings:\n  callbacks: [prometheus]\n' ;;
+    esac
+    [ "$1" = +redis ] && printf 'router_settings:\n  redis_host: 127.0.0.1\n  redis_port: 6379\n'
+    true
+  } >"$file"
+  echo "$file"
+}
+
+to_ms() {  # wrk latency ("812.00us", "1.20ms", "2.01s") -> milliseconds
+  awk -v t="$1" 'BEGIN { v = t + 0; u = t; sub(/^[0-9.]+/, "", u)
+    if (u == "us") v /= 1000; else if (u == "s") v *= 1000; printf "%.3f", v }'
+}
+
+wrk_run() {  # key model connections seconds extra_json -- sets rps p50 p99 bad
+  local out
+  out=$(BENCH_KEY=$1 BENCH_MODEL=$2 BENCH_EXTRA=$5 taskset -c "$load_cpu" \
+        wrk -t1 -c"$3" -d"$4s" --timeout 10s --latency -s "$here/post-responses.lua" "$base/v1/responses")
+  rps=$(echo "$out" | awk '/^Requests\/sec/ { printf "%.0f", $2 }')
+  p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
+  p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+  bad=$(echo "$out" | awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
+                           END { print n + 0 }')
+}
+
+gateway_pid=""
+stop_gateway() {
+  [ -n "$gateway_pid" ] || return 0
+  kill -TERM "$gateway_pid" 2>/dev/null || true
+  wait "$gateway_pid" 2>/dev/null || true
+  gateway_pid=""
+}
+trap stop_gateway EXIT
+trap 'exit 130' INT TERM
+
+printf '%-16s %8s %8s %8s %8s %8s %8s %10s %6s %8s\n' setup "c1 rps" "c1 p50" "c1 p99" "c32 rps" "c32 p50" \
+  "c32 p99" "streams/s" errors "vs base"
+base_rps=""
+for setup in master master+spend vkey+spend+prom +redis; do
+  config=$(write_config "$setup")
+  rm -f "$run_dir"/platform-bench.db*
+  (cd "$run_dir" && exec taskset -c "$gateway_cpu" "$respgate_bin" serve --config "$config" --host 127.0.0.1 \
+     --port "$port" --workers 1) >"$run_dir/platform-$setup.log" 2>&1 &
+  gateway_pid=$!
+  until curl -s -o /dev/null --max-time 2 -H "Authorization: Bearer $master" "$base/v1/models"; do
+    kill -0 "$gateway_pid" 2>/dev/null || { echo "respgate exited; see $run_dir/platform-$setup.log" >&2; exit 1; }
+    sleep 0.25
+  done
+  key=$master
+  case $setup in
+    vkey+spend+prom | +redis)
+      key=$(curl -sf -H "Authorization: Bearer $master" -H 'Content-Type: application/json' \
+              -d '{"models": ["bench-native", "bench-native-stream"], "rpm_limit": 10000000, "tpm_limit": 1000000000}' \
+              "$base/key/generate" | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])') ;;
+  esac
+  wrk_run "$key" bench-native 32 "$warmup" ""
+  wrk_run "$key" bench-native 1 "$dur" ""; c1="$rps $p50 $p99"; errors=$bad
+  wrk_run "$key" bench-native 32 "$dur" ""; c32="$rps $p50 $p99"; c32_rps=$rps; errors=$((errors + bad))
+  wrk_run "$key" bench-native-stream 32 "$dur" ',"stream":true'; streams=$rps; errors=$((errors + bad))
+  [ -n "$base_rps" ] || base_rps=$c32_rps
+  share=$(awk -v a="$c32_rps" -v b="$base_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')
+  # shellcheck disable=SC2086
+  printf '%-16s %8s %8s %8s %8s %8s %8s %10s %6s %8s\n' "$setup" $c1 $c32 "$streams" "$errors" "$share"
+  stop_gateway
+done

@@ -1,0 +1,152 @@
+"""Who is asking and what happened to their request: the platform's view of one call.
+
+`Principal` is the caller (master key, virtual key, or nobody when the proxy runs without keys).
+`Call` follows one client request from the gateway's entry to its end: the deployment that served
+it, the final Response, the cost. `CallHook`s (virtual-key limits, spend, metrics, traces, callbacks,
+guardrails — see platform.py) see every call twice: `pre_call` before any work (may refuse it, may
+rewrite the body) and `post_call` once it has ended, successfully or not. A hook's `post_call` must
+not block: anything slow (I/O, user callbacks) is queued and done off the request's path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from .deployments import Deployment
+    from .errors import RespgateError
+    from .events import Event
+
+log = logging.getLogger("respgate.calls")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking. `owner` scopes every stored object ("" when the proxy runs without keys).
+
+    `token` is the hash of a virtual key ("" for the master key or no key); `limits` is the virtual
+    key's own record, opaque to the gateway (the keys package reads it in its hooks)."""
+
+    owner: str = ""
+    token: str = ""
+    key_alias: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
+    is_admin: bool = False
+    models: frozenset[str] | None = None  # model groups this key may call; None: all
+    limits: Any = None
+
+
+CallRoute = Literal["responses", "chat.completions", "responses.compact", "responses.input_tokens"]
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """One client request. The gateway fills in where it went and how it ended; hooks add cost and
+    whatever they keep per call in `extra`."""
+
+    principal: Principal
+    body: Any  # the request as sent (a guardrail may replace it in pre_call)
+    route: CallRoute = "responses"
+    stream: bool = False
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)  # perf_counter seconds
+    started_at: float = field(default_factory=time.time)  # wall clock, for logs
+    deployment: Deployment | None = None  # the deployment of the last attempt
+    response_id: str = ""
+    first_event: float | None = None  # perf_counter of the first stream event sent
+    ended: float | None = None
+    response: dict[str, Any] | None = None  # the final Response (completed, incomplete, failed, cancelled)
+    error: RespgateError | None = None  # set when the call failed before or instead of a Response
+    cost: float | None = None  # USD, set by the spend package's hook
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        """The model (group) the client asked for."""
+        model = self.body.get("model") if isinstance(self.body, dict) else None
+        return model if isinstance(model, str) else ""
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        usage = self.response.get("usage") if self.response is not None else None
+        return usage if isinstance(usage, dict) else None
+
+    @property
+    def status(self) -> str:
+        """completed | incomplete | failed | cancelled | error (no Response at all)."""
+        if self.response is not None:
+            return str(self.response.get("status") or "completed")
+        return "error"
+
+    @property
+    def latency(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    @property
+    def time_to_first_event(self) -> float | None:
+        return None if self.first_event is None else self.first_event - self.started
+
+
+class CallHook(Protocol):
+    """A part of the platform that sees calls. Raise a RespgateError in `pre_call` to refuse one."""
+
+    async def pre_call(self, call: Call) -> None: ...
+
+    async def post_call(self, call: Call) -> None: ...
+
+
+class StreamHook(Protocol):
+    """A hook that also wants each stream event (called inline: keep it to counters)."""
+
+    def stream_event(self, call: Call, event: Event) -> None: ...
+
+
+class ResponseHook(Protocol):
+    """A hook that sees (and may change, or refuse with a 4xx) a JSON Response before it is stored
+    and sent: output guardrails."""
+
+    async def on_response(self, call: Call, response: dict[str, Any]) -> None: ...
+
+
+class Hooks:
+    """The hooks in the order they run. Empty -> `active` is False and the gateway skips all of this."""
+
+    def __init__(self, hooks: Sequence[CallHook] = ()) -> None:
+        self._hooks = tuple(hooks)
+        self._stream_hooks: tuple[StreamHook, ...] = tuple(
+            h for h in self._hooks if callable(getattr(h, "stream_event", None)))  # type: ignore[misc]
+        self._response_hooks: tuple[ResponseHook, ...] = tuple(
+            h for h in self._hooks if callable(getattr(h, "on_response", None)))  # type: ignore[misc]
+        self.active = bool(self._hooks)
+        self.wants_events = bool(self._stream_hooks)
+        self.wants_responses = bool(self._response_hooks)
+
+    async def on_response(self, call: Call, response: dict[str, Any]) -> None:
+        """Errors propagate: a guardrail's refusal is the client's answer."""
+        for h in self._response_hooks:
+            await h.on_response(call, response)
+
+    async def pre_call(self, call: Call) -> None:
+        for h in self._hooks:
+            await h.pre_call(call)
+
+    async def post_call(self, call: Call) -> None:
+        """Every hook runs even when one fails: a broken callback must not skip spend or limits, and
+        the client's answer is already made, so a failure here is logged, never raised."""
+        if call.ended is None:
+            call.ended = time.perf_counter()
+        for h in self._hooks:
+            try:
+                await h.post_call(call)
+            except Exception as e:
+                log.error("post_call hook %s failed: %s", type(h).__name__, type(e).__name__, exc_info=e)
+
+    def stream_event(self, call: Call, event: Event) -> None:
+        for h in self._stream_hooks:
+            h.stream_event(call, event)

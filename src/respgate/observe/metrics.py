@@ -1,0 +1,245 @@
+"""Prometheus metrics under LiteLLM's names, in a registry of this instance's own.
+
+Names and labels follow LiteLLM's `prometheus` callback where it has the metric (dashboards built for
+LiteLLM keep working); respgate adds `respgate_*` for what LiteLLM does not count (cached and reasoning
+tokens). Labels are bounded: model groups, deployments, key alias and the first 12 characters of the
+key's hash, team, status — never request ids, users' free text or end users.
+
+Counting is on the request path (post_call), so a call only adds to plain floats kept per label set
+(one dict lookup per family of metrics, no locks, no library calls); `flush()` moves the sums into
+prometheus_client's values, at each scrape (`render`) and, with several worker processes, every
+second (observe/__init__.py), since each worker's values must reach the shared files. Everything runs
+on the event loop's thread, so nothing is lost between adding and flushing.
+
+Several worker processes: set PROMETHEUS_MULTIPROC_DIR (as for LiteLLM) before start; each process
+then writes its values to that directory and `/metrics` serves their sum.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ..calls import Call
+from .payload import usage_of
+
+# LiteLLM's LATENCY_BUCKETS (seconds), so histograms line up with LiteLLM's dashboards.
+LATENCY_BUCKETS: Final = (
+    0.005, 0.00625, 0.0125, 0.025, 0.05, 0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5,
+    7.0, 7.5, 8.0, 8.5, 9.0, 9.5, 10.0, 15.0, 20.0, 25.0, 30.0, 60.0, 120.0, 180.0, 240.0, 300.0, float("inf"),
+)
+KEY_PREFIX_CHARS: Final = 12
+MULTIPROCESS_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+_USAGE_LABELS = ("requested_model", "model", "hashed_api_key", "api_key_alias", "team")
+_PROXY_LABELS = ("requested_model", "model_id", "hashed_api_key", "api_key_alias", "team", "status_code", "status")
+_FAILED_LABELS = ("requested_model", "hashed_api_key", "api_key_alias", "team", "exception_status",
+                  "exception_class")
+_DEPLOYMENT_LABELS = ("requested_model", "litellm_model_name", "model_id", "api_provider")
+_EXCEPTION_LABELS = ("exception_status", "exception_class")
+
+Inc = Callable[[float], None]
+# positions in a usage series
+_REQUESTS, _SPEND, _INPUT, _OUTPUT, _TOTAL, _CACHED, _REASONING = range(7)
+
+
+def _inc(child: Any) -> Inc:
+    """A counter child's increment without the public method's per-call checks (sums are >= 0)."""
+    fast = getattr(getattr(child, "_value", None), "inc", None)
+    return fast if callable(fast) else child.inc  # type: ignore[no-any-return]
+
+
+class _Series:
+    """Pending sums of some counters of one label set."""
+
+    __slots__ = ("incs", "pending")
+
+    def __init__(self, children: list[Any]) -> None:
+        self.incs = [_inc(c) for c in children]
+        self.pending = [0.0] * len(children)
+
+    def flush(self) -> None:
+        pending = self.pending
+        for i, value in enumerate(pending):
+            if value:
+                self.incs[i](value)
+                pending[i] = 0.0
+
+
+class _Histogram:
+    """Pending observations of one histogram child, by bucket (found by bisect)."""
+
+    __slots__ = ("_buckets", "_child", "_count", "_sum", "counts", "total")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self.counts = [0] * len(LATENCY_BUCKETS)
+        self.total = 0.0
+        try:
+            self._buckets: list[Inc] | None = [b.inc for b in child._buckets]
+            self._sum: Inc | None = child._sum.inc
+        except AttributeError:  # a prometheus_client without these internals: its public observe, at once
+            self._buckets = self._sum = None
+
+    def observe(self, amount: float) -> None:
+        if not amount >= 0:  # NaN or negative: not a duration
+            return
+        if self._buckets is None:
+            self._child.observe(amount)
+            return
+        self.counts[bisect_left(LATENCY_BUCKETS, amount)] += 1
+        self.total += amount
+
+    def flush(self) -> None:
+        counts = self.counts
+        if self._buckets is None or self._sum is None or not any(counts):
+            return
+        for i, n in enumerate(counts):
+            if n:
+                self._buckets[i](n)
+                counts[i] = 0
+        self._sum(self.total)
+        self.total = 0.0
+
+
+class _Usage:
+    __slots__ = ("counters", "latency", "ttft")
+
+    def __init__(self, counters: _Series, latency: _Histogram, ttft: _Histogram) -> None:
+        self.counters = counters
+        self.latency = latency
+        self.ttft = ttft
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+
+        def counter(name: str, doc: str, labels: tuple[str, ...]) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
+        def histogram(name: str, doc: str, labels: tuple[str, ...]) -> Histogram:
+            return Histogram(name, doc, labels, registry=r, buckets=LATENCY_BUCKETS)
+
+        self.proxy_requests = counter("litellm_proxy_total_requests_metric",
+                                      "Requests made to the proxy, by status", _PROXY_LABELS)
+        self.proxy_failed = counter("litellm_proxy_failed_requests_metric",
+                                    "Requests that did not end in a successful response", _FAILED_LABELS)
+        self._usage_counters = (  # in _Series order: _REQUESTS, _SPEND, _INPUT, ...
+            counter("litellm_requests_metric", "Calls that reached a deployment", _USAGE_LABELS),
+            counter("litellm_spend_metric", "Spend in USD", _USAGE_LABELS),
+            counter("litellm_input_tokens_metric", "Input tokens", _USAGE_LABELS),
+            counter("litellm_output_tokens_metric", "Output tokens", _USAGE_LABELS),
+            counter("litellm_total_tokens_metric", "Input + output tokens", _USAGE_LABELS),
+            counter("respgate_cached_tokens_metric", "Input tokens read from the cache", _USAGE_LABELS),
+            counter("respgate_reasoning_tokens_metric", "Reasoning tokens (part of output)", _USAGE_LABELS),
+        )
+        self.latency = histogram("litellm_request_total_latency_metric",
+                                 "Seconds from the request's arrival to its end", _USAGE_LABELS)
+        self.ttft = histogram("litellm_llm_api_time_to_first_token_metric",
+                              "Seconds to the first stream event (streams only)", _USAGE_LABELS)
+        self.deployment_total = counter("litellm_deployment_total_requests", "Calls per deployment",
+                                        _DEPLOYMENT_LABELS)
+        self.deployment_success = counter("litellm_deployment_success_responses", "Successful calls per deployment",
+                                          _DEPLOYMENT_LABELS)
+        self.deployment_failure = counter("litellm_deployment_failure_responses", "Failed calls per deployment",
+                                          _DEPLOYMENT_LABELS + _EXCEPTION_LABELS)
+        self._usage: dict[tuple[str, ...], _Usage] = {}
+        self._proxy: dict[tuple[str, ...], _Series] = {}
+        self._deployments: dict[tuple[str, ...], _Series] = {}  # total, success
+
+    def observe(self, call: Call) -> None:
+        """Counts one finished call (post_call)."""
+        p = call.principal
+        key = p.token[:KEY_PREFIX_CHARS]
+        alias = p.key_alias or ""
+        team = p.team_id or ""
+        requested = call.model
+        d = call.deployment
+        error = call.error
+        response = call.response
+        status = call.status
+        proxy_key = (requested, d.id if d is not None else "", key, alias, team,
+                     str(error.status) if error is not None else "200", status)
+        series = self._proxy.get(proxy_key)
+        if series is None:
+            series = self._proxy[proxy_key] = _Series([self.proxy_requests.labels(*proxy_key)])
+        series.pending[0] += 1
+        failed = error is not None or status == "failed"
+        if failed:
+            self.proxy_failed.labels(requested, key, alias, team, *_exception(call)).inc()
+        if d is not None:
+            dkey = (requested, d.upstream_model, d.id, d.provider)
+            dep = self._deployments.get(dkey)
+            if dep is None:
+                dep = self._deployments[dkey] = _Series([self.deployment_total.labels(*dkey),
+                                                         self.deployment_success.labels(*dkey)])
+            dep.pending[0] += 1
+            if failed:
+                self.deployment_failure.labels(*dkey, *_exception(call)).inc()
+            else:
+                dep.pending[1] += 1
+        if response is None:
+            return
+        ukey = (requested, d.upstream_model if d is not None else "", key, alias, team)
+        u = self._usage.get(ukey)
+        if u is None:
+            u = self._usage[ukey] = self._new_usage(ukey)
+        pending = u.counters.pending
+        pending[_REQUESTS] += 1
+        usage = usage_of(call)
+        if usage is not None:
+            pending[_INPUT] += usage["input_tokens"]
+            pending[_OUTPUT] += usage["output_tokens"]
+            pending[_TOTAL] += usage["total_tokens"]
+            pending[_CACHED] += usage["cached_tokens"]
+            pending[_REASONING] += usage["reasoning_tokens"]
+        cost = call.cost
+        if cost is not None and cost > 0:
+            pending[_SPEND] += cost
+        if call.ended is not None:
+            u.latency.observe(call.ended - call.started)
+        if call.stream and call.first_event is not None:
+            u.ttft.observe(call.first_event - call.started)
+
+    def _new_usage(self, labels: tuple[str, ...]) -> _Usage:
+        return _Usage(_Series([c.labels(*labels) for c in self._usage_counters]),
+                      _Histogram(self.latency.labels(*labels)), _Histogram(self.ttft.labels(*labels)))
+
+    def flush(self) -> None:
+        """Moves what calls added into prometheus_client's values."""
+        for series in self._proxy.values():
+            series.flush()
+        for series in self._deployments.values():
+            series.flush()
+        for u in self._usage.values():
+            u.counters.flush()
+            u.latency.flush()
+            u.ttft.flush()
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type; the sum over worker processes in multiprocess mode."""
+        self.flush()
+        if os.environ.get(MULTIPROCESS_ENV):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _exception(call: Call) -> tuple[str, str]:
+    """(exception_status, exception_class) of a failed call, as LiteLLM labels them."""
+    e = call.error
+    if e is not None:
+        return str(e.status), type(e).__name__
+    err = (call.response or {}).get("error")
+    code = err.get("code") if isinstance(err, dict) else None
+    return "", str(code or "ResponseFailed")

@@ -1,0 +1,143 @@
+"""One spend-log row per call: what it holds, how a `Call` becomes one, and how one reads in LiteLLM's shape.
+
+A row is a plain tuple in `COLUMNS` order (cheap to make on the request path, written as is by every
+backend). `api_key` is the key's hash (`Principal.token`), never the key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ..calls import Call
+
+COLUMNS: tuple[str, ...] = (
+    "id", "request_id", "response_id", "api_key", "key_alias", "team_id", "user_id", "end_user",
+    "model_group", "deployment_id", "provider", "model",
+    "input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "total_tokens",
+    "spend", "start_time", "end_time", "latency_ms", "ttft_ms",
+    "status", "response_status", "error_type", "error_code", "http_status", "route", "call_type", "stream",
+)
+INT_COLUMNS = frozenset({"input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+                         "total_tokens", "http_status", "stream"})
+REAL_COLUMNS = frozenset({"spend", "start_time", "end_time", "latency_ms", "ttft_ms"})
+Row = tuple[Any, ...]
+
+# LiteLLM's call_type for each of our routes
+_CALL_TYPES = {"responses": "aresponses", "chat.completions": "acompletion",
+               "responses.compact": "acompact_responses", "responses.input_tokens": "ainput_tokens"}
+
+# Row ids grow with time (appends, not random B-tree inserts) and are unique across instances.
+_INSTANCE = os.urandom(4).hex()
+_SEQUENCE = itertools.count()
+
+
+def new_row_id() -> str:
+    return f"{time.time_ns():016x}{_INSTANCE}{next(_SEQUENCE) & 0xFFFFFF:06x}"
+
+
+def end_user_of(body: Any) -> str | None:
+    """The end user a request is for, as LiteLLM reads it: `user`, else `safety_identifier` (its
+    Responses successor), else `metadata.user_id` / `metadata.end_user_id`."""
+    if not isinstance(body, dict):
+        return None
+    for value in (body.get("user"), body.get("safety_identifier")):
+        if isinstance(value, str) and value:
+            return value
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        for name in ("user_id", "end_user_id"):
+            value = metadata.get(name)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def row_of(call: Call, usage: dict[str, Any] | None, *, track_end_user: bool = True) -> Row:
+    principal = call.principal
+    d = call.deployment
+    input_tokens = cached = written = output_tokens = reasoning = 0
+    if usage is not None:
+        input_tokens = _count(usage.get("input_tokens"))
+        output_tokens = _count(usage.get("output_tokens"))
+        details = usage.get("input_tokens_details")
+        if isinstance(details, dict):
+            cached = _count(details.get("cached_tokens"))
+            written = _count(details.get("cache_write_tokens"))
+        details = usage.get("output_tokens_details")
+        if isinstance(details, dict):
+            reasoning = _count(details.get("reasoning_tokens"))
+    ended = call.ended if call.ended is not None else time.perf_counter()
+    latency = ended - call.started
+    ttft = (call.first_event - call.started) * 1000.0 if call.first_event is not None else None
+    status, response_status, error_type, error_code, http_status = _outcome(call)
+    return (
+        new_row_id(), call.request_id, call.response_id or None, principal.token or None, principal.key_alias,
+        principal.team_id, principal.user_id, end_user_of(call.body) if track_end_user else None,
+        call.model, d.id if d is not None else None, d.provider if d is not None else None,
+        d.upstream_model if d is not None else None,
+        input_tokens, cached, written, output_tokens, reasoning, input_tokens + output_tokens,
+        call.cost or 0.0, call.started_at, call.started_at + latency, latency * 1000.0, ttft,
+        status, response_status, error_type, error_code, http_status, call.route,
+        _CALL_TYPES.get(call.route, call.route), int(call.stream),
+    )
+
+
+def _outcome(call: Call) -> tuple[str, str | None, str | None, str | None, int | None]:
+    """(success|failure, the Response's status, error type, error code, HTTP status)."""
+    error = call.error
+    if error is not None:
+        return "failure", None, error.type, error.code, error.status
+    response = call.response
+    if response is None:
+        return "success", None, None, None, 200
+    status = response.get("status")
+    status = status if isinstance(status, str) else None
+    if status == "failed":
+        err = response.get("error")
+        code = err.get("code") if isinstance(err, dict) else None
+        return "failure", status, "response_failed", code if isinstance(code, str) else None, 200
+    return "success", status, None, None, 200
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int and value > 0 else 0
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def as_log(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row in LiteLLM's `/spend/logs` shape (its field names first), with ours after."""
+    start, end, ttft = row["start_time"], row["end_time"], row["ttft_ms"]
+    completion_start = start + ttft / 1000.0 if ttft is not None and start is not None else end
+    error_information = None
+    if row["status"] == "failure":
+        error_information = {"error_code": str(row["http_status"] or ""), "error_class": row["error_type"],
+                             "error_message": row["error_code"]}
+    return {
+        "request_id": row["request_id"], "call_type": row["call_type"], "api_key": row["api_key"] or "",
+        "spend": row["spend"], "total_tokens": row["total_tokens"], "prompt_tokens": row["input_tokens"],
+        "completion_tokens": row["output_tokens"], "startTime": iso(start), "endTime": iso(end),
+        "completionStartTime": iso(completion_start), "model": row["model"] or "", "model_id": row["deployment_id"],
+        "model_group": row["model_group"], "custom_llm_provider": row["provider"], "user": row["user_id"] or "",
+        "team_id": row["team_id"], "end_user": row["end_user"] or "", "status": row["status"],
+        "metadata": {"user_api_key": row["api_key"], "user_api_key_alias": row["key_alias"],
+                     "user_api_key_team_id": row["team_id"], "user_api_key_user_id": row["user_id"],
+                     "status": row["status"], "error_information": error_information},
+        "response_id": row["response_id"], "key_alias": row["key_alias"],
+        "input_tokens": row["input_tokens"], "cached_tokens": row["cached_tokens"],
+        "cache_write_tokens": row["cache_write_tokens"], "output_tokens": row["output_tokens"],
+        "reasoning_tokens": row["reasoning_tokens"], "latency_ms": row["latency_ms"],
+        "time_to_first_token_ms": ttft, "response_status": row["response_status"],
+        "error_type": row["error_type"], "error_code": row["error_code"], "http_status": row["http_status"],
+        "route": row["route"], "stream": bool(row["stream"]),
+    }

@@ -1,0 +1,117 @@
+"""Limits shared by two instances through one Redis (rpm, tpm, calls in flight, budgets), and a Redis
+outage that falls back to each instance's own counters with one warning."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from respgate.errors import InvalidRequestError, RateLimitError
+from respgate.keys.manager import KeyManager
+from respgate.keys.shared import SharedLimits
+from respgate.keys.storage import MemoryStorage
+from respgate.router import RedisSettings, redis_client
+from test_keys_helpers import Clock, call, finish, manager, new_key
+
+REDIS = RedisSettings(host="127.0.0.1", port=6379)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[KeyManager, KeyManager]]:
+    """Two instances: one key store, one Redis (a prefix of their own), one clock."""
+    prefix = f"respgate:test-keys:{uuid.uuid4().hex}:"
+    storage, clock = MemoryStorage(), Clock()
+    managers = [manager(storage, clock, shared=SharedLimits(redis_client(REDIS), prefix=prefix)) for _ in range(2)]
+    for m in managers:
+        await m.start()
+    yield managers[0], managers[1]
+    for m in managers:
+        await m.close()
+    client = redis_client(REDIS)
+    async for name in client.scan_iter(match=prefix + "*"):
+        await client.delete(name)
+    await client.aclose()
+
+
+async def refused(m: KeyManager, key: str) -> bool:
+    try:
+        await finish(m, await call(m, key))
+    except (RateLimitError, InvalidRequestError):
+        return True
+    return False
+
+
+async def test_rpm_is_counted_once_across_instances(pair: tuple[KeyManager, KeyManager]) -> None:
+    one, two = pair
+    key = await new_key(one, rpm_limit=3)
+    await finish(one, await call(one, key))
+    await finish(two, await call(two, key))
+    await finish(one, await call(one, key))
+    with pytest.raises(RateLimitError) as err:
+        await call(two, key)
+    assert "Limit type: requests" in err.value.message and int(err.value.headers["retry-after"]) >= 1
+
+
+async def test_a_call_in_flight_on_one_instance_holds_the_slot_on_the_other(
+        pair: tuple[KeyManager, KeyManager]) -> None:
+    one, two = pair
+    key = await new_key(one, max_parallel_requests=1)
+    held = await call(one, key)
+    with pytest.raises(RateLimitError, match="max_parallel_requests"):
+        await call(two, key)
+    await finish(one, held)  # the release reaches Redis from the background writer
+
+    async def admitted() -> bool:
+        try:
+            c = await call(two, key)
+        except RateLimitError:
+            return False
+        await finish(two, c)
+        return True
+
+    await eventually(admitted)
+
+
+async def test_budget_and_tpm_are_shared(pair: tuple[KeyManager, KeyManager]) -> None:
+    one, two = pair
+    budget_key = await new_key(one, max_budget=1.0)
+    await finish(one, await call(one, budget_key), cost=0.6)
+    await finish(two, await call(two, budget_key), cost=0.6)
+    # Each instance alone has seen 0.6: only the shared spend is over the budget.
+    await eventually(lambda: refused(one, budget_key))
+    with pytest.raises(InvalidRequestError) as err:
+        await call(two, budget_key)
+    assert err.value.type == "budget_exceeded" and "Max budget: 1.0" in err.value.message
+    tpm_key = await new_key(one, tpm_limit=100)
+    await finish(one, await call(one, tpm_key), tokens=60)
+    await finish(two, await call(two, tpm_key), tokens=60)
+    await eventually(lambda: refused(two, tpm_key))
+
+
+async def test_a_redis_outage_falls_back_to_local_counters_with_one_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
+    m = manager(shared=SharedLimits(dead, prefix="respgate:test-keys:dead:"))
+    await m.start()
+    try:
+        key = await new_key(m, rpm_limit=3, max_parallel_requests=2)
+        with caplog.at_level(logging.WARNING, logger="respgate.keys"):
+            for _ in range(3):
+                await finish(m, await call(m, key))
+            with pytest.raises(RateLimitError):
+                await call(m, key)  # the local counter still holds the limit
+        warnings = [r for r in caplog.records if "Redis is unreachable" in r.getMessage()]
+        assert len(warnings) == 1
+    finally:
+        await m.close()

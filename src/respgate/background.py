@@ -15,6 +15,11 @@ read is the list it resumes.
 
 Memory is bounded: at most `max_runs` runs at once (more: 429) and `max_events` events per run
 (more: the run fails); a run's log leaves memory when its final state is stored.
+
+Other processes (another worker on the same SQLite file, another instance on the same PostgreSQL)
+see a run through the store: every `checkpoint_seconds` with new events the run stores its events so
+far with its current state, which their readers poll (`stored.StoredResponses`); and it reads its own
+stored status, so a cancel stored by another process (`cancelled`) stops it there.
 """
 
 from __future__ import annotations
@@ -33,9 +38,11 @@ from .streaming import StreamBuilder
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-#: Saves the response's current state; with events when it is the final one.
+#: Saves the response's current state; with its events so far (checkpoints) or all of them (the final one).
 SaveState = Callable[[Json, Sequence[bytes] | None], Awaitable[None]]
-StopReason = Literal["cancelled", "shutdown"]
+#: The stored status of the response (another process may have cancelled it); None when unknown.
+ReadStatus = Callable[[], Awaitable[str | None]]
+StopReason = Literal["cancelled", "shutdown", "deleted"]
 
 SHUTDOWN_ERROR = {"code": "server_error", "message": "The gateway shut down while this response was running."}
 
@@ -87,9 +94,11 @@ class Run:
 class BackgroundRuns:
     """The runs of this process, by response id."""
 
-    def __init__(self, *, max_runs: int = 10_000, max_events: int = 200_000) -> None:
+    def __init__(self, *, max_runs: int = 10_000, max_events: int = 200_000,
+                 checkpoint_seconds: float = 0.5) -> None:
         self.max_runs = max_runs
         self.max_events = max_events
+        self.checkpoint_seconds = checkpoint_seconds
         self._runs: dict[str, Run] = {}
         self._closing = False
 
@@ -107,12 +116,15 @@ class BackgroundRuns:
             raise RateLimitError(f"Too many background responses are running ({self.max_runs}); try again later.",
                                  code="rate_limit_exceeded")
 
-    def start(self, response_id: str, events: AsyncIterator[Event], shell: Json, save: SaveState) -> Run:
-        """Drive `events` (the provider's stream for the response `shell` describes) in a task of its own."""
+    def start(self, response_id: str, events: AsyncIterator[Event], shell: Json, save: SaveState,
+              read_status: ReadStatus | None = None) -> Run:
+        """Drive `events` (the provider's stream for the response `shell` describes) in a task of its own;
+        with `read_status`, checkpoint it for other processes and obey their cancels."""
         self.check_capacity()
         run = Run(response_id)
         self._runs[response_id] = run
-        run.task = asyncio.create_task(self._drive(run, events, shell, save), name=f"respgate-background-{response_id}")
+        run.task = asyncio.create_task(self._drive(run, events, shell, save, read_status),
+                                       name=f"respgate-background-{response_id}")
         return run
 
     async def stop(self, response_id: str, reason: StopReason) -> bool:
@@ -132,8 +144,11 @@ class BackgroundRuns:
         self._closing = True
         await asyncio.gather(*(self.stop(rid, "shutdown") for rid in list(self._runs)))
 
-    async def _drive(self, run: Run, events: AsyncIterator[Event], shell: Json, save: SaveState) -> None:
+    async def _drive(self, run: Run, events: AsyncIterator[Event], shell: Json, save: SaveState,
+                     read_status: ReadStatus | None) -> None:
         driver = _Driver(run, shell, save, self.max_events)
+        watcher = (asyncio.create_task(self._watch(run, driver, read_status), name=f"respgate-watch-{run.response_id}")
+                   if read_status is not None and self.checkpoint_seconds > 0 else None)
         try:
             await driver.relay(events)
         except asyncio.CancelledError:
@@ -150,8 +165,31 @@ class BackgroundRuns:
             await _aclose(events)
             await driver.fail("server_error", "The server had an error while processing your request.")
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.wait({watcher})
             run.log.close()
             self._runs.pop(run.response_id, None)
+
+    async def _watch(self, run: Run, driver: _Driver, read_status: ReadStatus) -> None:
+        """Checkpoints for other processes' readers, and their cancels for this run."""
+        stored = 0
+        while not run.finishing:
+            await asyncio.sleep(self.checkpoint_seconds)
+            if run.finishing:
+                return
+            try:
+                status = await read_status()
+            except RespgateError:
+                continue  # the store is away: try again at the next tick
+            if status in ("cancelled", None) and run.stop_reason is None and run.task is not None:
+                # another process stored the cancel (or deleted the response): stop here
+                run.stop_reason = "cancelled" if status else "deleted"
+                run.task.cancel()
+                return
+            if len(run.log.events) > stored and not run.finishing:
+                stored = len(run.log.events)
+                await driver.checkpoint()
 
 
 class _Driver:
@@ -197,7 +235,16 @@ class _Driver:
         await self._finish(Event.of({"type": "response.failed", "sequence_number": len(self.run.log.events),
                                      "response": response}))
 
+    async def checkpoint(self) -> None:
+        """The events so far with the current state, for readers in other processes."""
+        try:
+            await self.save(self.snapshot, [e.data for e in self.run.log.events])
+        except RespgateError as e:
+            log.warning("background response %s: checkpoint failed: %s", self.run.response_id, e.message)
+
     async def stopped(self, reason: StopReason) -> None:
+        if reason == "deleted":  # gone from the store: saving the end would bring it back
+            return
         if reason == "shutdown":
             response = self._partial("failed")
             response["error"] = dict(SHUTDOWN_ERROR)

@@ -187,7 +187,11 @@ class Gateway(StoredResponses):
                 call.response = response
                 await self.platform.hooks.post_call(call)
 
-        return queued, self.background.start(req.response_id, provider.stream(req), req.shell, save)
+        async def read_status() -> str | None:
+            record = await self.store.get(req.response_id)
+            return record.status if record is not None else None
+
+        return queued, self.background.start(req.response_id, provider.stream(req), req.shell, save, read_status)
 
     async def _relay(self, first: Event, events: AsyncIterator[Event], req: ProviderRequest,
                      provider: Provider, principal: Principal) -> AsyncIterator[Event]:

@@ -8,6 +8,7 @@ delete, cancel. A response this gateway runs in the background is followed live 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from .providers.base import Provider
 
 NON_TERMINAL = ("queued", "in_progress")
+FOLLOW_POLL_SECONDS = 0.2  # how often another process's run is read from the store
+FOLLOW_IDLE_SECONDS = 300.0  # a followed run that makes no progress for this long is given up
+CANCEL_WAIT_SECONDS = 1.5  # how long a cancel of another process's run waits for that process
 LIFECYCLE = frozenset({"response.created", "response.in_progress", "response.queued",
                        "response.completed", "response.failed", "response.incomplete"})
 
@@ -136,16 +140,46 @@ class StoredResponses:
             return self._rewrite_stream(t.upstream.retrieve_stream(t.deployment, t.upstream_id, query,
                                                            self._require_http()), t)
         if t.record.background and t.upstream is None:
-            # Ours: live from this process's run, else the events stored with the final state.
+            # Ours: live from this process's run; running in another process: followed through the store's
+            # checkpoints; finished: the events stored with the final state.
             run = self.background.get(response_id)
             if run is not None:
                 return run.log.follow(starting_after)
+            if t.record.status in NON_TERMINAL:
+                return self._follow_stored(response_id, starting_after)
             stored = await self.store.events(response_id)
             if stored is not None:
                 start = 0 if starting_after is None else starting_after + 1
                 return _iterate([Event.of(orjson.loads(raw)) for raw in stored[max(start, 0):]])
         return _iterate([Event.of(e) for e in replay(t.record.response)
                          if starting_after is None or e["sequence_number"] > starting_after])
+
+    async def _follow_stored(self, response_id: str, starting_after: int | None) -> AsyncIterator[Event]:
+        """A background run of another process, followed through its stored checkpoints until its final
+        state is stored (events and status are written together); given up after FOLLOW_IDLE_SECONDS
+        without progress. A final state without its terminal event (its process died, and a restart
+        failed it) ends with that event made from the stored response."""
+        sent = 0 if starting_after is None else starting_after + 1
+        loop = asyncio.get_running_loop()
+        idle_until = loop.time() + FOLLOW_IDLE_SECONDS
+        while True:
+            record = await self.store.get(response_id)
+            events = await self.store.events(response_id) or []
+            last: Event | None = None
+            for raw in events[sent:]:
+                last = Event.of(orjson.loads(raw))
+                yield last
+                sent += 1
+                idle_until = loop.time() + FOLLOW_IDLE_SECONDS
+            if record is None or record.status not in NON_TERMINAL:
+                ended = bool(events) and Event.of(orjson.loads(events[-1])).is_terminal
+                if record is not None and not ended and record.status in ("completed", "failed", "incomplete"):
+                    yield Event.of({"type": f"response.{record.status}", "sequence_number": max(sent, len(events)),
+                                    "response": record.response})
+                return
+            if loop.time() > idle_until:
+                return
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)
 
     async def _rewrite_stream(self, events: AsyncIterator[Event], t: _Target) -> AsyncIterator[Event]:
         async for ev in events:
@@ -165,8 +199,9 @@ class StoredResponses:
             except RespgateError as e:
                 if e.status != 404:  # already gone upstream: still ours to forget
                     raise
-        else:
-            await self.background.stop(response_id, "cancelled")  # its final save must not bring it back
+        elif not await self.background.stop(response_id, "deleted") and t.record.status in NON_TERMINAL:
+            # Running in another process, whose next save would bring the row back: stopped there first.
+            await self._cancel_elsewhere(t.record)
         await self.store.delete(response_id)
         return {"id": response_id, "object": "response.deleted", "deleted": True}
 
@@ -181,12 +216,30 @@ class StoredResponses:
             if await self.background.stop(response_id, "cancelled"):
                 record = await self.store.get(response_id)
                 return record.response if record is not None else t.record.response
+            if t.record.status in NON_TERMINAL:
+                return await self._cancel_elsewhere(t.record)
             return t.record.response
         resp = self._from_upstream(
             await t.upstream.cancel(t.deployment, t.upstream_id, self._require_http()), t)
         if t.stored:
             await self._settle(t, resp)
         return resp
+
+    async def _cancel_elsewhere(self, record: ResponseRecord) -> dict[str, Any]:
+        """A run of another process: the cancel is stored, and that process stops the run at its next
+        check and stores its own final state. A checkpoint racing the mark can overwrite it, so it is
+        marked again whenever the run shows `in_progress`, for CANCEL_WAIT_SECONDS (more than two of
+        the run's checks); the answer is what is stored then."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CANCEL_WAIT_SECONDS
+        current: ResponseRecord | None = record
+        while current is not None and loop.time() < deadline:
+            if current.status in NON_TERMINAL:
+                current.status, current.response = "cancelled", {**current.response, "status": "cancelled"}
+                await self.store.save(current)
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)
+            current = await self.store.get(record.id)
+        return current.response if current is not None else {**record.response, "status": "cancelled"}
 
     async def input_items(self, response_id: str, principal: Principal, *, limit: int = 20,
                           after: str | None = None, before: str | None = None,

@@ -181,28 +181,9 @@ def test_response_object_validates_against_openai_types(client: OpenAI, proxy: S
     assert raw["metadata"] == {"k": "v"}
 
 
-def test_a_compacted_window_continues_the_session(client: OpenAI, proxy: ServerThread) -> None:
-    first = client.responses.create(model="mock/recall", input="alpha")
-    second = client.responses.create(model="mock/recall", input="beta", previous_response_id=first.id)
-    window = httpx.post(proxy.url + "/v1/responses/compact", headers=AUTH,
-                        json={"model": "mock/recall", "previous_response_id": second.id}).json()
-    assert [o["type"] for o in window["output"]] == ["message", "message", "compaction"]
-    follow = httpx.post(proxy.url + "/v1/responses", headers=AUTH,
-                        json={"model": "mock/recall", "input": [*window["output"],
-                                                                {"role": "user", "content": "gamma"}]})
-    assert follow.status_code == 200, follow.text
-    # The window is the user's messages, then the summary a model wrote (recall "summarises" by
-    # repeating every user message it was sent, the summarising instruction included).
-    text = follow.json()["output"][0]["content"][0]["text"]
-    assert text.startswith("alpha | beta | Summary of the earlier conversation (compacted):\nalpha | beta | ")
-    assert "You are compacting the conversation" in text and text.endswith(" | gamma")
-    forged = dict(window["output"][-1], encrypted_content="respgate.compaction.v2:not-base64!")
-    bad = httpx.post(proxy.url + "/v1/responses", headers=AUTH, json={"model": "mock/recall", "input": [forged]})
-    assert bad.status_code == 400 and bad.json()["error"]["param"] == "input[0].encrypted_content"
-
-
-def test_lossless_compaction_continues_the_session_exactly(start_proxy: ProxyFactory) -> None:
-    proxy = start_proxy(general="  compaction_mode: lossless\n")
+def _compact_and_continue(proxy: ServerThread, version: str) -> str:
+    """Two recall turns, compacted, then a third from the window: the third's text. A forged window
+    of `version` is refused naming the field."""
     with OpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0) as client:
         first = client.responses.create(model="mock/recall", input="alpha")
         second = client.responses.create(model="mock/recall", input="beta", previous_response_id=first.id)
@@ -213,7 +194,19 @@ def test_lossless_compaction_continues_the_session_exactly(start_proxy: ProxyFac
                         json={"model": "mock/recall", "input": [*window["output"],
                                                                 {"role": "user", "content": "gamma"}]})
     assert follow.status_code == 200, follow.text
-    assert follow.json()["output"][0]["content"][0]["text"] == "alpha | beta | gamma"
-    forged = dict(window["output"][-1], encrypted_content="respgate.compaction.v1:not-base64!")
+    forged = dict(window["output"][-1], encrypted_content=f"respgate.compaction.{version}:not-base64!")
     bad = httpx.post(proxy.url + "/v1/responses", headers=AUTH, json={"model": "mock/recall", "input": [forged]})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "input[0].encrypted_content"
+    return str(follow.json()["output"][0]["content"][0]["text"])
+
+
+def test_a_compacted_window_continues_the_session(proxy: ServerThread) -> None:
+    # The window is the user's messages, then the summary a model wrote (recall "summarises" by
+    # repeating every user message it was sent, the summarising instruction included).
+    text = _compact_and_continue(proxy, "v2")
+    assert text.startswith("alpha | beta | Summary of the earlier conversation (compacted):\nalpha | beta | ")
+    assert "You are compacting the conversation" in text and text.endswith(" | gamma")
+
+
+def test_lossless_compaction_continues_the_session_exactly(start_proxy: ProxyFactory) -> None:
+    assert _compact_and_continue(start_proxy(general="  compaction_mode: lossless\n"), "v1") == "alpha | beta | gamma"

@@ -17,13 +17,14 @@ Checks of the public suite, one a line (id — what it sends / asserts — here)
   multi-turn                user/assistant/user history -> as basic-response — yes
   compact-response          POST /responses/compact -> 200, CompactResource, has a compaction item — yes
   compact-missing-model     POST /responses/compact without `model` -> HTTP 400 or 422 — yes
-  websocket-response        one response.create over WS /responses -> as streaming-response — not yet
-  websocket-sequential-responses  two response.create (store:false) on one socket -> both valid, completed — not yet
-  websocket-continuation    store:false turn, then previous_response_id on the same socket -> completed — not yet
-  websocket-reconnect-store-false-recovery  new socket: previous_response_not_found, then a fresh turn — not yet
-  websocket-previous-response-not-found  unknown previous_response_id -> code previous_response_not_found — not yet
-  websocket-failed-continuation-evicts-cache  failed continuation evicts the cached id -> not_found after — not yet
-  websocket-compact-new-chain  /responses/compact output as the input of a new WS turn -> completed — not yet
+  (the websocket-* checks run in tests/test_websocket_compliance.py)
+  websocket-response        one response.create over WS /responses -> as streaming-response — over WS
+  websocket-sequential-responses  two response.create (store:false) on one socket -> both valid, completed — over WS
+  websocket-continuation    store:false turn, then previous_response_id on the same socket -> completed — over WS
+  websocket-reconnect-store-false-recovery  new socket: previous_response_not_found, then a fresh turn — over WS
+  websocket-previous-response-not-found  unknown previous_response_id -> code previous_response_not_found — over WS
+  websocket-failed-continuation-evicts-cache  failed continuation evicts the cached id -> not_found after — over WS
+  websocket-compact-new-chain  /responses/compact output as the input of a new WS turn -> completed — over WS
 Checks that appear only in other revisions of the suite (kept, as they still describe the contract):
   tool-calling-streaming    stream with a tool -> function_call added/done + arguments delta/done events — yes
   function-call-roundtrip   forced tool_choice, then previous_response_id + function_call_output -> completed — yes

@@ -91,7 +91,7 @@ def test_the_header_lists_every_check_we_run() -> None:
     listed = {line.split()[0]: line for line in doc.splitlines() if re.match(r"  [a-z]+(-[a-z]+)+ ", line)}
     implemented = {name for name, line in listed.items() if line.rstrip().endswith("— yes")}
     assert implemented == {*c.ALL_CHECKS, "response-output-phase-schema"}
-    assert all(listed[n].rstrip().endswith("— not yet") for n in listed if n.startswith("websocket-"))
+    assert all(listed[n].rstrip().endswith("— over WS") for n in listed if n.startswith("websocket-"))
 
 
 # --- every check can fail: broken answers are rejected ---------------------------------------------

@@ -26,6 +26,7 @@ from .sdk import (
     alist_input_items,
     aresponses,
     aresponses_api_with_mcp,
+    aresponses_connect,
     cancel_responses,
     compact_responses,
     completion,
@@ -33,6 +34,7 @@ from .sdk import (
     get_responses,
     list_input_items,
     responses,
+    responses_connect,
 )
 
 __version__ = "0.1.0"
@@ -65,6 +67,7 @@ __all__ = [
     "alist_input_items",
     "aresponses",
     "aresponses_api_with_mcp",
+    "aresponses_connect",
     "callbacks",
     "cancel_responses",
     "compact_responses",
@@ -74,5 +77,6 @@ __all__ = [
     "get_responses",
     "list_input_items",
     "responses",
+    "responses_connect",
     "success_callback",
 ]

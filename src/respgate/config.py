@@ -68,6 +68,13 @@ _GENERAL_KEYS: Final = frozenset({
     # respgate's own, read by the packages that own them (tools/mcp: the MCP loop's bounds)
     "mcp_tool_timeout", "mcp_list_timeout", "mcp_max_output_chars", "mcp_max_tool_calls", "mcp_max_rounds",
     "mcp_allow_request_servers",
+    # (wsmode/limits.py: the WebSocket mode's limits per connection)
+    "websocket_max_messages_per_second", "websocket_max_queued_bytes", "websocket_send_timeout_seconds",
+    "websocket_idle_timeout_seconds", "websocket_max_connection_seconds", "websocket_max_in_flight",
+    "websocket_max_lanes", "websocket_max_pending_steers",
+    # (security/: the limits on a request's head and on slow clients, read by security/limits.py)
+    "max_request_header_bytes", "max_request_headers", "request_header_timeout", "request_body_timeout",
+    "keep_alive_timeout", "limit_concurrency",
 })
 _GENERAL_OWN_KEYS: Final = frozenset({
     "master_key", "database_url", "max_request_body_bytes", "max_request_size_mb", "request_timeout",
@@ -99,7 +106,7 @@ _LITELLM_KEYS: Final = frozenset({
     "s3_callback_params", "max_budget", "budget_duration", "max_internal_user_budget",
     "internal_user_budget_duration", "default_team_settings", "default_key_generate_params",
     "upperbound_key_generate_params", "default_internal_user_params", "telemetry", "success_callback_params",
-    "require_auth_for_metrics_endpoint",
+    "require_auth_for_metrics_endpoint", "user_url_validation", "user_url_allowed_hosts",
 })
 
 # Where LiteLLM looks when a deployment leaves a credential out: first variable set wins.

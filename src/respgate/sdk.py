@@ -32,7 +32,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import CompactedResponse, InputTokenCountResponse, Response, ResponseStreamEvent
 from openai.types.responses.response_item_list import ResponseItemList
 
-from . import chatapi
+from . import chatapi, sdk_connect
 from .calls import Call, Principal
 from .config import Config, config_from_dicts, provider_env_defaults
 from .deployments import Deployment, split_model
@@ -167,6 +167,14 @@ class Client:
             return AsyncEventStream(self, events)
         raw = await self._arun(self._gateway.create(body, _SDK, deployment, call))
         return self._to_response(raw, body, text_format, call)
+
+    # -- WebSocket mode (the openai SDK's `responses.connect()`, in process) ------------------------------
+
+    def responses_connect(self, **kw: Any) -> sdk_connect.ResponsesConnectionManager:
+        return sdk_connect.connect(self, **kw)
+
+    def aresponses_connect(self, **kw: Any) -> sdk_connect.AsyncResponsesConnectionManager:
+        return sdk_connect.aconnect(self, **kw)
 
     # -- stored responses ------------------------------------------------------------------------------
 
@@ -413,6 +421,14 @@ async def aresponses(input: Any = None, model: str | None = None, **kw: Any) -> 
 
 # LiteLLM's name for a call with MCP tools; here every call runs them (tools/mcp/).
 aresponses_api_with_mcp = aresponses
+
+
+def responses_connect(**kw: Any) -> sdk_connect.ResponsesConnectionManager:
+    return default_client().responses_connect(**kw)
+
+
+def aresponses_connect(**kw: Any) -> sdk_connect.AsyncResponsesConnectionManager:
+    return default_client().aresponses_connect(**kw)
 
 
 def get_responses(response_id: str, **kw: Any) -> Response:

@@ -17,7 +17,7 @@ class ServerThread:
     """`with ServerThread(app) as server: httpx.get(server.url + "/v1/...")`.
 
     The listening socket is bound before uvicorn starts, so the port is known and free without a
-    race; websockets support is off so that importing it cannot raise deprecation warnings.
+    race. WebSockets use uvicorn's sans-I/O implementation over `websockets` (its legacy one warns).
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1") -> None:
@@ -27,7 +27,7 @@ class ServerThread:
             host=host,
             log_level="warning",
             lifespan="on",
-            ws="none",
+            ws="websockets-sansio",
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(self._config)

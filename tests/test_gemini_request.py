@@ -44,8 +44,9 @@ def test_golden(case: dict[str, Any]) -> None:
     ({"max_tool_calls": 2}, "max_tool_calls"),
     ({"service_tier": "flex"}, "service_tier"),
     ({"text": {"verbosity": "low"}}, "text.verbosity"),
-    ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]},
-     "input[0].content[0].file_id"),
+    ({"input": [{"role": "user", "content": [{"type": "input_text", "text": "see"},  # dropped: text is left
+                                              {"type": "input_image", "file_id": "file_1"}]}]},
+     "input[0].content[1].file_id"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://x/y.png",
                                               "detail": "low"}]}]}, "input[0].content[0].detail"),
 ])

@@ -19,6 +19,8 @@ from fakes.server import ServerThread
 from grammar import check_stream, validate_openai_event
 from sse import post_stream
 
+# The fake MCP servers listen on 127.0.0.1, which the proxy's URL guard refuses unless allowed.
+MODELS = MOCK_MODELS + "litellm_settings:\n  user_url_allowed_hosts: [127.0.0.1]\n"
 LIMITS = """
   mcp_tool_timeout: 20
   mcp_list_timeout: 20
@@ -35,7 +37,7 @@ def mcp() -> Iterator[tuple[FakeMcp, str]]:
 
 @pytest.fixture
 def proxy(start_proxy: ProxyFactory) -> ServerThread:
-    return start_proxy(MOCK_MODELS, general=LIMITS)
+    return start_proxy(MODELS, general=LIMITS)
 
 
 @pytest.fixture
@@ -161,7 +163,7 @@ def test_a_huge_output_is_cut_with_a_marker(client: OpenAI, mcp: tuple[FakeMcp, 
 
 
 def test_a_slow_tool_times_out(start_proxy: ProxyFactory, mcp: tuple[FakeMcp, str]) -> None:
-    proxy = start_proxy(MOCK_MODELS, general="  mcp_tool_timeout: 0.5\n")
+    proxy = start_proxy(MODELS, general="  mcp_tool_timeout: 0.5\n")
     with OpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY, max_retries=0) as c:
         r = c.responses.create(model="mock/tool", input="calc__slow please", tools=[tool(mcp[1])])
     call = r.output[1]
@@ -173,7 +175,7 @@ def test_a_slow_tool_times_out(start_proxy: ProxyFactory, mcp: tuple[FakeMcp, st
 
 def test_a_slow_listing_times_out(start_proxy: ProxyFactory) -> None:
     fake = FakeMcp(slow_listing=30)
-    proxy = start_proxy(MOCK_MODELS, general="  mcp_list_timeout: 0.3\n")
+    proxy = start_proxy(MODELS, general="  mcp_list_timeout: 0.3\n")
     with ServerThread(fake.app) as server, OpenAI(base_url=proxy.url + "/v1", api_key=MASTER_KEY,
                                                    max_retries=0) as c:
         r = c.responses.create(model="mock/tool", input="hi", tools=[tool(server.url)])

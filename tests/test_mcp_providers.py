@@ -43,6 +43,8 @@ model_list:
     litellm_params: {{model: deepseek/deepseek-chat, api_base: "{chat_url}/v1", api_key: sk-chat}}
   - model_name: claude
     litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: "{claude_url}", api_key: sk-ant}}
+litellm_settings:
+  user_url_allowed_hosts: [127.0.0.1]  # the fake MCP server; the URL guard refuses loopback otherwise
 """, general="  mcp_tool_timeout: 20\n")
 
 

@@ -8,11 +8,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from respgate.store import postgres as postgres_store
 from respgate.store import sqlite as sqlite_store
 from respgate.store.migrations import Migration, SchemaTooNewError, apply_postgres, apply_sqlite
 from respgate.store.postgres import PostgresStore
 from respgate.store.sqlite import SqliteStore
 from test_store import PG_DSN, pg_schema, record
+
+STORE_VERSIONS = [("store", m.version) for m in sqlite_store.MIGRATIONS]
+FUTURE = len(sqlite_store.MIGRATIONS) + 1
 
 
 def _versions(path: Path) -> list[tuple[str, int]]:
@@ -25,12 +29,12 @@ async def test_a_new_sqlite_database_records_the_store_schema(tmp_path: Path) ->
     await store.open()
     await store.save(record("resp_1"))
     await store.close()
-    assert _versions(tmp_path / "a.db") == [("store", 1)]
+    assert _versions(tmp_path / "a.db") == STORE_VERSIONS
     again = SqliteStore(str(tmp_path / "a.db"))  # opening again applies nothing twice
     await again.open()
     assert (await again.get("resp_1")) is not None
     await again.close()
-    assert _versions(tmp_path / "a.db") == [("store", 1)]
+    assert _versions(tmp_path / "a.db") == STORE_VERSIONS
 
 
 async def test_a_database_from_before_versions_is_adopted_with_its_data(tmp_path: Path) -> None:
@@ -41,7 +45,7 @@ async def test_a_database_from_before_versions_is_adopted_with_its_data(tmp_path
     await store.open()
     await store.save(record("resp_old"))
     await store.close()
-    assert _versions(path) == [("store", 1)]
+    assert _versions(path) == STORE_VERSIONS
 
 
 def test_later_migrations_apply_in_order_once(tmp_path: Path) -> None:
@@ -67,9 +71,9 @@ async def test_a_database_from_a_newer_respgate_is_refused(tmp_path: Path) -> No
     await store.open()
     await store.close()
     with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO schema_migrations VALUES ('store', 2, 'from the future', 0)")
+        conn.execute("INSERT INTO schema_migrations VALUES ('store', ?, 'from the future', 0)", (FUTURE,))
     newer = SqliteStore(str(path))
-    with pytest.raises(SchemaTooNewError, match="version 2"):
+    with pytest.raises(SchemaTooNewError, match=f"version {FUTURE}"):
         await newer.open()
     await newer.close()
 
@@ -82,8 +86,9 @@ async def test_postgres_records_and_applies_migrations() -> None:
         conn = await asyncpg.connect(PG_DSN)
         try:
             await conn.execute(f'SET search_path TO "{schema}"')
-            rows = await conn.fetch("SELECT component, version FROM schema_migrations")
-            assert [(r["component"], r["version"]) for r in rows] == [("store", 1)]
+            rows = await conn.fetch("SELECT component, version FROM schema_migrations ORDER BY version")
+            assert [(r["component"], r["version"]) for r in rows] == [
+                ("store", m.version) for m in postgres_store.MIGRATIONS]
             async with conn.transaction():
                 steps = [Migration(1, "t", "CREATE TABLE demo_t (a INT)"),
                          Migration(2, "t.b", "ALTER TABLE demo_t ADD COLUMN b TEXT")]

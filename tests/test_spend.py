@@ -19,7 +19,7 @@ from respgate.config import Config, load_config
 from respgate.deployments import Deployment
 from respgate.errors import ConfigError, RateLimitError
 from respgate.spend import SpendFilter, SpendTracker, build
-from respgate.spend.backends import MemorySpendLog, PostgresSpendLog, SqliteSpendLog
+from respgate.spend.backends import MemorySpendLog, PostgresSpendLog, SqliteSpendLog, sibling_file
 from respgate.spend.rows import Row, end_user_of
 from respgate.spend.store import SpendLog
 from respgate.store.factory import DatabaseTarget
@@ -309,3 +309,12 @@ def test_visibility() -> None:
     assert SpendTracker.visible_to(ALICE, everything) == SpendFilter(user_id="x", api_key="tok-a")
     assert SpendTracker.visible_to(ALICE, SpendFilter(api_key="tok-b")) is None
     assert SpendTracker.visible_to(Principal(""), everything) is None
+
+
+def test_sqlite_spend_rows_live_beside_the_responses_file(tmp_path: Path) -> None:
+    """One writer per SQLite file: the spend log's batches must not hold the responses' file."""
+    config = Config.empty()
+    t = build(config, DatabaseTarget("sqlite", str(tmp_path / "respgate.db")), None)
+    assert t is not None and isinstance(t.backend, SqliteSpendLog)
+    assert t.backend.path == str(tmp_path / "respgate.spend.db")
+    assert sibling_file("/a/b.c/store", "spend") == "/a/b.c/store.spend"

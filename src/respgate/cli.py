@@ -23,10 +23,11 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .config import load_config
-    from .proxy.server import CONFIG_ENV
+    from .proxy.server import CONFIG_ENV, uvicorn_limits
 
     try:
         config = load_config(args.config)  # validated here so a bad config stops start-up at once
+        limits = uvicorn_limits(config)  # request-head size, slow clients, keep-alive, concurrency
     except ConfigError as e:
         print(f"respgate: {e}", file=sys.stderr)
         return 2
@@ -48,8 +49,8 @@ def serve(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     uvicorn.run("respgate.proxy.server:app_from_env", factory=True, host=host, port=args.port,
                 workers=args.workers, loop="uvloop" if sys.platform != "win32" else "asyncio",
-                http="httptools", access_log=False, log_level=args.log_level, timeout_keep_alive=75,
-                server_header=False, date_header=False, proxy_headers=False)
+                access_log=False, log_level=args.log_level, server_header=False, date_header=False,
+                proxy_headers=False, **limits)
     return 0
 
 

@@ -8,6 +8,7 @@ Every failure a client can see is a `RespgateError`, rendered in OpenAI's shape
     ├── AuthenticationError           401  missing or unknown key
     ├── PermissionDeniedError         403  key not allowed to use a model or route
     ├── NotFoundError                 404  unknown model, response id, or another key's response
+    ├── RequestTimeoutError           408  the client did not send its request in time (connection closed)
     ├── ConflictError                 409  e.g. cancelling a response that is not background
     ├── RequestTooLargeError          413  body over the configured limit
     ├── RateLimitError                429  limits, or an upstream 429 relayed
@@ -166,3 +167,11 @@ _STATUS_TYPES = {
 
 def _type_for_status(status: int) -> str:
     return _STATUS_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+
+
+class RequestTimeoutError(RespgateError):
+    """The client did not send the whole request in time (a slow or stalled upload); the connection closes."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"

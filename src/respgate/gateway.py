@@ -31,7 +31,7 @@ from .calls import Call, Principal
 from .config import Config
 from .conversations import Conversations
 from .deployments import Deployment, ModelRegistry
-from .errors import BadGatewayError, InvalidRequestError, RespgateError
+from .errors import BadGatewayError, InvalidRequestError, RespgateError, ServiceUnavailableError
 from .events import Event
 from .history import (
     chain_items,
@@ -224,7 +224,7 @@ class Gateway(StoredResponses):
                 ev = await anext(events, None)
         except RespgateError as e:
             failed = self._failed_event(req, last_response, sent, e)
-            await self._persist(req, failed.obj["response"], principal)
+            await self._persist_failed(req, failed.obj["response"], principal)
             ended = True
             yield failed
             return
@@ -233,14 +233,20 @@ class Gateway(StoredResponses):
                 # The client left (or was cut off) after being told the response's id: it must still be
                 # retrievable. Shielded, so the cancellation that ended the stream cannot stop the save.
                 partial = self._left_midway(req, provider, last_response, done_items)
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(asyncio.CancelledError, ServiceUnavailableError):
                     await asyncio.shield(self._persist(req, partial, principal))
             await _aclose(events)
         # The upstream ended without a terminal event: the client must still learn how it ended.
         failed = self._failed_event(req, last_response, sent,
                                     BadGatewayError("The upstream stream ended before the response finished."))
-        await self._persist(req, failed.obj["response"], principal)
+        await self._persist_failed(req, failed.obj["response"], principal)
         yield failed
+
+    async def _persist_failed(self, req: ProviderRequest, response: dict[str, Any], principal: Principal) -> None:
+        """Store a stream's failed end. When the store is what failed (the terminal save raised), the
+        client still gets its response.failed saying so, unstored: a broken connection would tell it less."""
+        with contextlib.suppress(ServiceUnavailableError):
+            await self._persist(req, response, principal)
 
     @staticmethod
     def _left_midway(req: ProviderRequest, provider: Provider, snapshot: dict[str, Any],

@@ -25,6 +25,7 @@ from pydantic_core import ErrorDetails, SchemaValidator, ValidationError
 
 from .errors import InvalidRequestError
 from .ids import new_item_id
+from .security.urls import check_request as check_request_urls
 
 __all__ = ["normalize_input", "validate_create", "validate_passthrough"]
 
@@ -46,6 +47,11 @@ _API_OPTIONAL: Final[dict[str, tuple[str, ...]]] = {
     "ResponseInputImageParam": ("detail",),
     "ResponseInputImageContentParam": ("detail",),
 }
+
+
+# Fields openai's types leave optional (or nullable) that a response built here needs: a tool's output
+# names the call it answers, or no provider can pair them.
+_API_REQUIRED: Final[dict[str, tuple[str, ...]]] = {"FunctionCallOutput": ("call_id",)}
 
 
 # Fields the live API accepts beyond openai's types: `/responses/compact` hands back the user's messages
@@ -74,6 +80,11 @@ def _wire_schema(schema: Any) -> Any:
         for name in _API_OPTIONAL.get(cls_name, ()):
             if name in out.get("fields", {}):
                 out["fields"][name] = {**out["fields"][name], "required": False}
+        for name in _API_REQUIRED.get(cls_name, ()):
+            field = out["fields"][name]
+            inner = field["schema"]
+            out["fields"][name] = {**field, "required": True,
+                                   "schema": inner["schema"] if inner.get("type") == "nullable" else inner}
         for name in _API_EXTRA.get(cls_name, ()):
             out.setdefault("fields", {})[name] = {"type": "typed-dict-field", "schema": {"type": "str"},
                                                   "required": False}
@@ -126,6 +137,7 @@ def validate_create(body: object, *, drop_params: bool = False) -> dict[str, Any
     except ValidationError as exc:
         raise _error_from_pydantic(body, exc.errors()) from None
     _check_ranges(body)
+    check_request_urls(body)  # image and file URLs a fetcher will follow (the proxy's SSRF guard)
     return body
 
 
@@ -308,6 +320,14 @@ def validate_passthrough(body: object) -> dict[str, Any]:
         # bool is an int subclass, but no field here takes an int, so isinstance is exact enough.
         if value is not None and not isinstance(value, types):
             raise _type_error(name, expected, value)
+    items = body.get("input")
+    for i, item in enumerate(items if isinstance(items, list) else ()):  # what normalize_input reads
+        if not isinstance(item, dict):
+            raise _type_error(f"input[{i}]", "an object", item)
+        if item.get("type") == "message" and "role" not in item:
+            raise InvalidRequestError(f"Missing required parameter: 'input[{i}].role'.", param=f"input[{i}].role",
+                                      code="missing_required_parameter")
+    check_request_urls(body, mcp=True)  # the upstream follows these URLs, MCP servers included
     return body
 
 
@@ -350,7 +370,8 @@ def normalize_input(input: str | list[Any] | None) -> list[dict[str, Any]]:
     """Input items as OpenAI lists them back: full messages with content parts, each item with an id.
 
     Expects input already validated; never mutates it (items are shallow-copied). `item_reference`
-    items are kept as they are: they point at a stored item rather than being one.
+    items are kept as they are (given their `type` when the client left it out): they point at a stored
+    item rather than being one.
     """
     if input is None:
         return []
@@ -377,6 +398,8 @@ def _text_part(role: str, text: str) -> dict[str, Any]:
 
 def _normalize_item(item: dict[str, Any]) -> dict[str, Any]:
     item_type = item.get("type", "message" if "role" in item else None)
+    if item_type is None and "role" not in item and "id" in item:  # openai's ItemReference: `type` optional
+        return {**item, "type": "item_reference"}
     if item_type == "item_reference" or not isinstance(item_type, str):
         return dict(item)
     if item_type == "message" and isinstance(item.get("content"), str):

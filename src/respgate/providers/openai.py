@@ -17,7 +17,7 @@ import orjson
 
 from ..deployments import Deployment
 from ..errors import BadGatewayError
-from ..events import Event
+from ..events import LIFECYCLE_TYPES, Event
 from .base import ProviderRequest
 from .http import Query, call_timeout, request_json, request_sse
 
@@ -139,11 +139,15 @@ class ResponsesPassthrough:
                    query: Query, body: bytes | None) -> AsyncIterator[Event]:
         try:
             async for name, data in request_sse(http, method, d, url, query, body, self._wire_for(d)[2]):
-                if name is None:  # a server that sends only `data:` lines: the type is inside
-                    ev = Event("", data=data)
-                    ev.type = str(ev.obj.get("type", ""))
-                    yield ev
-                else:
-                    yield Event(name, data=data)
+                ev = Event(name or "", data=data)
+                # Deltas pass as bytes; an event the gateway reads (its type unnamed, or one carrying the
+                # response) must be a JSON object, else the stream fails here rather than in the gateway.
+                if name is None or name in LIFECYCLE_TYPES:
+                    if not isinstance(ev.obj, dict):
+                        raise BadGatewayError(f"The upstream for model `{d.model_name}` sent an event that is "
+                                              "not a JSON object.")
+                    if name is None:  # a server that sends only `data:` lines: the type is inside
+                        ev.type = str(ev.obj.get("type", ""))
+                yield ev
         except orjson.JSONDecodeError as e:
             raise BadGatewayError(f"The upstream for model `{d.model_name}` sent an event that is not JSON.") from e

@@ -23,13 +23,23 @@ from starlette.types import Receive, Scope, Send
 from .. import chatapi
 from ..calls import Call, CallRoute, Principal
 from ..config import Config
-from ..errors import GatewayTimeoutError, InvalidRequestError, NotFoundError, RequestTooLargeError, RespgateError
+from ..errors import (
+    GatewayTimeoutError,
+    InvalidRequestError,
+    NotFoundError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    RespgateError,
+)
 from ..events import Event
 from ..gateway import Gateway
 from ..observe import logs
 from ..request import INVALID_JSON_MESSAGE
+from ..security import urls
+from ..security.cors import with_cors
+from ..security.limits import LIMITS_STATE, ReadClock, ServerLimits
 from ..store.factory import database_target, open_store
-from . import admin_keys, mcp_routes, metrics_routes, model_routes, prompt_routes, spend_routes, websocket
+from . import admin_keys, mcp_routes, metrics_routes, model_routes, prompt_routes, spend_routes, ui_routes, websocket
 from .auth import Authenticator
 from .openapi import openapi_document
 
@@ -60,27 +70,35 @@ class Proxy:
         self.auth = Authenticator(config.general.master_key, self.gateway.platform.keys)
         self.max_body = config.general.max_request_body_bytes
         self.timeout = config.general.request_timeout
+        self.url_policy = urls.UrlPolicy.from_config(config)  # SSRF guard for the URLs clients hand on
+        self.server_limits = ServerLimits.from_settings(config.general.extra)
+        self.body_clock = ReadClock(self.server_limits.body_timeout)  # slow uploads -> 408
         self.routes = Starlette(routes=self._routes(), lifespan=self._lifespan,
                                 exception_handlers={HTTPException: _http_exception, Exception: _unexpected})
+        self._asgi = with_cors(self, config.general.extra)  # itself unless allow_origins is configured
 
     @property
-    def app(self) -> Proxy:
-        """The ASGI application (the proxy itself)."""
-        return self
+    def app(self) -> Any:
+        """The ASGI application: the proxy itself, behind CORS when `allow_origins` is configured."""
+        return self._asgi
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry. `POST /v1/responses` — the hot path — is served straight from ASGI messages;
         everything else goes through Starlette's routing."""
-        if scope["type"] == "websocket":
-            await websocket.serve(self, scope, receive, send)
-        elif scope["type"] == "http" and scope["path"] in _CREATE_PATHS:
-            if scope["method"] == "POST":
-                await self._create_fast(scope, receive, send)
+        bound = urls.bind(self.url_policy)  # every URL this request hands on is checked by this policy
+        try:
+            if scope["type"] == "websocket":
+                await websocket.serve(self, scope, receive, send)
+            elif scope["type"] == "http" and scope["path"] in _CREATE_PATHS:
+                if scope["method"] == "POST":
+                    await self._create_fast(scope, receive, send)
+                else:
+                    err = _method_not_allowed(scope["method"], scope["path"])
+                    await _send_json(send, err.status, err.to_json(), [(b"allow", b"POST")])
             else:
-                err = _method_not_allowed(scope["method"], scope["path"])
-                await _send_json(send, err.status, err.to_json(), [(b"allow", b"POST")])
-        else:
-            await self.routes(scope, receive, send)
+                await self.routes(scope, receive, send)
+        finally:
+            urls.unbind(bound)
 
     async def _create_fast(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization = api_key = litellm_key = length = given_id = None
@@ -104,16 +122,24 @@ class Proxy:
             chunks: list[bytes] = []
             size = 0
             more = True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body:
-                    raise self._too_large()
-                chunks.append(chunk)
-                more = message.get("more_body", False)
+            reader = self.body_clock.start()
+            try:
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise self._too_large()
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+            except asyncio.CancelledError:
+                if not self.body_clock.late(reader):
+                    raise
+                raise self._body_too_slow() from None
+            finally:
+                self.body_clock.stop(reader)
             body = parse_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
             if isinstance(body, dict) and body.get("stream") is True:
                 call = Call(principal, body, stream=True, request_id=request_id)
@@ -134,14 +160,22 @@ class Proxy:
             logs.reset_request_id(bound)
 
     def _too_large(self) -> RequestTooLargeError:
-        return RequestTooLargeError(f"The request body exceeds the limit of {self.max_body} bytes.")
+        # the connection closes: the rest of an oversized upload is not worth reading
+        return RequestTooLargeError(f"The request body exceeds the limit of {self.max_body} bytes.",
+                                    headers={"connection": "close"})
+
+    def _body_too_slow(self) -> RequestTimeoutError:
+        return RequestTimeoutError(f"The request body did not arrive within {self.body_clock.seconds:g} seconds.",
+                                   headers={"connection": "close"})
 
     @asynccontextmanager
-    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await self.gateway.start()
         try:
-            yield
+            # The server's protocol (security/http.py) reads its request-head limits from the lifespan state.
+            yield {LIMITS_STATE: self.server_limits}
         finally:
+            self.body_clock.close()
             await self.gateway.close()
 
     def _routes(self) -> list[Route]:
@@ -174,7 +208,7 @@ class Proxy:
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
         # The platform's routes: each module lists (path, handler, methods); all get the same guard.
-        for module in (admin_keys, spend_routes, metrics_routes, model_routes, mcp_routes, prompt_routes):
+        for module in (admin_keys, spend_routes, metrics_routes, model_routes, mcp_routes, prompt_routes, ui_routes):
             for path, handler, methods in module.routes(self):
                 # a handler marked `public` (an open /metrics, if so configured) does its own checks
                 routes.append(Route(path, handler if getattr(handler, "public", False) else self._guard(handler),
@@ -209,11 +243,19 @@ class Proxy:
             raise self._too_large()
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise self._too_large()
-            chunks.append(chunk)
+        reader = self.body_clock.start()
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body:
+                    raise self._too_large()
+                chunks.append(chunk)
+        except asyncio.CancelledError:
+            if not self.body_clock.late(reader):
+                raise
+            raise self._body_too_slow() from None
+        finally:
+            self.body_clock.stop(reader)
         return parse_json(b"".join(chunks))
 
     async def _with_timeout(self, work: Awaitable[Any]) -> Any:
@@ -296,6 +338,8 @@ class Proxy:
 
     async def create_conversation(self, request: Request) -> Response:
         body = await self._json_body(request)
+        if isinstance(body, dict):
+            urls.check_items(body.get("items"), "items")  # replayed to a provider later: images checked now
         return json_response(await self.gateway.conversations.create(body, self._principal(request).owner))
 
     async def retrieve_conversation(self, request: Request) -> Response:
@@ -325,6 +369,8 @@ class Proxy:
 
     async def add_conversation_items(self, request: Request) -> Response:
         body = await self._json_body(request)
+        if isinstance(body, dict):
+            urls.check_items(body.get("items"), "items")
         return json_response(await self.gateway.conversations.add_items(
             request.path_params["conversation_id"], body, self._principal(request).owner))
 
@@ -347,6 +393,12 @@ class Proxy:
         return json_response("I'm alive!")
 
     async def readiness(self, request: Request) -> Response:
+        """Ready when the store answers a read (a load balancer stops sending work while it cannot)."""
+        try:
+            async with asyncio.timeout(2):
+                await self.gateway.store.get("resp_readiness_probe")
+        except (RespgateError, TimeoutError, OSError):
+            return json_response({"status": "unhealthy", "db": "unavailable"}, status=503)
         return json_response({"status": "healthy", "db": "connected"})
 
     async def openapi(self, request: Request) -> Response:

@@ -1,6 +1,6 @@
 """The store: where responses live so that a client who was told one exists can always get it.
 
-Deliberately not here: search, spend reports, keys (the platform adds its own tables), and the
+Deliberately not here: full-text search, spend reports, keys (the platform adds its own tables), and the
 stream events of ordinary responses (their stream is re-made from the final state by the stream
 builder). Only a background response keeps its events: clients resume its stream by sequence
 number, and the numbers depend on how the upstream chunked its deltas, which the final state
@@ -38,6 +38,37 @@ class ConversationRecord:
     created_at: float
     metadata: dict[str, str] = field(default_factory=dict)
     updated_at: float = 0.0  # last write (a new turn, items, metadata): what retention measures
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseQuery:
+    """Which stored responses `Store.list_responses` returns (every field given must match), and where
+    the page starts. See store/listing.py for how each is answered."""
+
+    owner: str | None = None  # None: every owner's (the admin UI)
+    model: str | None = None  # the model group
+    status: str | None = None
+    created_after: float | None = None  # epoch seconds, inclusive
+    created_before: float | None = None  # epoch seconds, exclusive
+    search: str | None = None  # `resp_…`: an id prefix; else a substring of the model (case-insensitive)
+    after: str | None = None  # keyset: the last id of the previous page (ids grow with time)
+    limit: int = 50
+
+
+@dataclass(slots=True)
+class ResponseSummary:
+    """A listed response: its row without the Response body and items, and the body's `usage`."""
+
+    id: str
+    owner: str
+    model: str
+    deployment_id: str
+    provider: str
+    status: str
+    created_at: float
+    previous_response_id: str | None
+    background: bool
+    usage: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +112,10 @@ class Store(Protocol):
         order: Literal["asc", "desc"] = "desc",
     ) -> tuple[list[dict[str, Any]], bool]:
         """A page of a response's input items and whether more follow (OpenAI's list semantics)."""
+
+    async def list_responses(self, query: ResponseQuery) -> tuple[list[ResponseSummary], bool]:
+        """A page of stored responses, newest first (by id), and whether more follow: the next page is
+        the same query with `after` set to this page's last id."""
 
     async def mark_unfinished_failed(self, keep_providers: frozenset[str] = frozenset()) -> int:
         """At start-up: responses left `queued`/`in_progress` by a dead process become `failed`, except

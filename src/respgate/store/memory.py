@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 import orjson
 
-from respgate.store.base import ConversationRecord, Purged, ResponseRecord
+from respgate.store import listing
+from respgate.store.base import ConversationRecord, Purged, ResponseQuery, ResponseRecord, ResponseSummary
 from respgate.store.sqlite import RESTARTED_ERROR, check_page_args
 
 _UNFINISHED = frozenset({"queued", "in_progress"})
@@ -88,6 +89,15 @@ class MemoryStore:
         else:
             page, has_more = window[:limit], len(window) > limit
         return [orjson.loads(orjson.dumps(item)) for item in page], has_more
+
+    async def list_responses(self, query: ResponseQuery) -> tuple[list[ResponseSummary], bool]:
+        listing.check(query)
+        summaries = (ResponseSummary(r.id, r.owner, r.model, r.deployment_id, r.provider, r.status, r.created_at,
+                                     r.previous_response_id, r.background, None) for r in self._records.values())
+        page, more = listing.newest_first(summaries, query)
+        for s in page:  # the usage of the page's responses only
+            s.usage = _usage(self._records[s.id].response)
+        return page, more
 
     async def mark_unfinished_failed(self, keep_providers: frozenset[str] = frozenset()) -> int:
         marked = 0
@@ -184,6 +194,11 @@ def _copy(record: ResponseRecord) -> ResponseRecord:
         input_items=orjson.loads(orjson.dumps(record.input_items)),
         background=record.background,
     )
+
+
+def _usage(response: dict[str, Any]) -> dict[str, Any] | None:
+    usage = response.get("usage")
+    return orjson.loads(orjson.dumps(usage)) if isinstance(usage, dict) else None
 
 
 def _json_copy(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

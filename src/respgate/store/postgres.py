@@ -49,7 +49,8 @@ import orjson
 from asyncpg.exceptions import InternalClientError, OperatorInterventionError, PostgresConnectionError
 
 from respgate.errors import ServiceUnavailableError
-from respgate.store.base import ResponseRecord
+from respgate.store import listing
+from respgate.store.base import ResponseQuery, ResponseRecord, ResponseSummary
 from respgate.store.migrations import Migration, apply_postgres
 from respgate.store.postgres_conversations import CONVERSATION_SCHEMA, PostgresConversations
 from respgate.store.sqlite import RESTARTED_ERROR, check_page_args, join_events, split_events
@@ -118,6 +119,7 @@ CREATE TABLE IF NOT EXISTS heartbeat (
 # The store's schema, version by version (store/migrations.py). Never edit a released one: add the next.
 MIGRATIONS = (
     Migration(1, "responses, input items, events, conversations, heartbeats", _SCHEMA + CONVERSATION_SCHEMA),
+    Migration(2, "indexes for listing responses (admin UI)", listing.INDEXES),
 )
 
 _UPSERT = """
@@ -494,6 +496,13 @@ class PostgresStore(PostgresConversations):
         self._check_open()
         rows = await self._run(lambda conn: conn.fetch(_CHAIN, response_id, max(limit, 1)))
         return [_record(row) for row in rows]
+
+    async def list_responses(self, query: ResponseQuery) -> tuple[list[ResponseSummary], bool]:
+        listing.check(query)
+        self._check_open()
+        sql, params = listing.list_sql(query, "postgres")
+        rows = await self._run(lambda conn: conn.fetch(sql, *params))
+        return listing.page(rows, query.limit)
 
     async def input_items(
         self,

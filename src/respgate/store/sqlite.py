@@ -41,7 +41,8 @@ from typing import Any, Literal, TypeVar
 import orjson
 
 from respgate.errors import InvalidRequestError, ServiceUnavailableError
-from respgate.store.base import ResponseRecord
+from respgate.store import listing
+from respgate.store.base import ResponseQuery, ResponseRecord, ResponseSummary
 from respgate.store.migrations import Migration, apply_sqlite
 from respgate.store.sqlite_conversations import CONVERSATION_SCHEMA, SqliteConversations
 
@@ -89,6 +90,7 @@ CREATE TABLE IF NOT EXISTS response_events (
 # The store's schema, version by version (store/migrations.py). Never edit a released one: add the next.
 MIGRATIONS = (
     Migration(1, "responses, input items, events, conversations", _SCHEMA + CONVERSATION_SCHEMA),
+    Migration(2, "indexes for listing responses (admin UI)", listing.INDEXES),
 )
 
 _UPSERT = (
@@ -419,6 +421,17 @@ class SqliteStore(SqliteConversations):
                 conn.execute("COMMIT")
 
         return await self._read(read)
+
+    async def list_responses(self, query: ResponseQuery) -> tuple[list[ResponseSummary], bool]:
+        listing.check(query)
+        sql, params = listing.list_sql(query, "sqlite")
+        pool = self._read_pool
+        if pool is None:
+            raise ServiceUnavailableError("The response store is closed.")
+        # Off the loop even with inline reads: a search may scan the table, and requests must not wait on it.
+        rows = await asyncio.get_running_loop().run_in_executor(
+            pool, self._run_read, lambda conn: conn.execute(sql, params).fetchall())
+        return listing.page(rows, query.limit)
 
     def _load(self, conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[ResponseRecord]:
         """Records with their input items, read in one snapshot."""

@@ -20,7 +20,7 @@ from ...deployments import Deployment
 from ...errors import BadGatewayError, RespgateError, UpstreamError
 from ...events import Event
 from ..base import ProviderRequest
-from ..http import call_timeout, request_json, request_sse
+from ..http import SHAPE_ERRORS, call_timeout, malformed, request_json, request_sse
 from . import computer
 from .builder import HostedToolBuilder
 from .hosted import COMPUTER_TYPES, required_betas
@@ -52,7 +52,7 @@ def mapped_error(err: RespgateError) -> RespgateError:
     if row is None:
         return err
     status, kind, code = row
-    return UpstreamError(err.message, param=err.param, code=code, status=status, type=kind)
+    return UpstreamError(err.message, param=err.param, code=code, status=status, type=kind, headers=err.headers)
 
 
 class AnthropicProvider:
@@ -113,7 +113,10 @@ class AnthropicProvider:
             raise mapped_error(e) from None
         builder = HostedToolBuilder(req.shell)
         builder.start()
-        self._translator(req, builder).message(message)
+        try:
+            self._translator(req, builder).message(message)
+        except SHAPE_ERRORS as e:
+            raise malformed(d, e) from None
         return builder.response
 
     async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
@@ -149,6 +152,9 @@ class AnthropicProvider:
                                                "before message_stop.")
         except RespgateError as e:
             out = builder.fail(e.code or "server_error", e.message)
+        except SHAPE_ERRORS as e:
+            err = malformed(d, e)
+            out = builder.fail(err.code or "server_error", err.message)
         finally:
             await events.aclose()
         for ev in out:

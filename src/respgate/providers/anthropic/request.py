@@ -87,6 +87,9 @@ def to_messages_request(body: Json, items: list[Json], d: Deployment, *, stream:
             m.refuse(f"input[{i}].type", f"Input items of type '{item.get('type')}'", code="unsupported_value")
         else:
             convert(conv, item, f"input[{i}]")
+    if not conv.messages:  # Anthropic refuses a request without one (system text alone is not one)
+        raise InvalidRequestError("The input has no message Anthropic accepts: it needs a user or assistant message "
+                                  "with content.", param="input", code="invalid_value")
     out: Json = {"model": d.upstream_model, "max_tokens": _default_max_tokens(d), "messages": conv.messages}
     if conv.system:
         out["system"] = conv.system

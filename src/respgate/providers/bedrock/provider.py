@@ -20,7 +20,7 @@ from ...errors import BadGatewayError, GatewayTimeoutError, RespgateError
 from ...events import Event
 from ...streaming import StreamBuilder
 from ..base import ProviderRequest
-from ..http import call_timeout, stream_timeout
+from ..http import SHAPE_ERRORS, IdleWatch, call_timeout, malformed, stream_idle, stream_timeout, with_retry_after
 from .errors import bedrock_error
 from .eventstream import EventStreamDecoder, Frame
 from .request import to_converse_request
@@ -71,7 +71,8 @@ class BedrockConverseProvider:
             async with req.http.post(url, data=body, headers=headers, timeout=call_timeout(d)) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    raise bedrock_error(resp.status, resp.headers.get(_ERROR_TYPE_HEADER), raw, d)
+                    raise with_retry_after(bedrock_error(resp.status, resp.headers.get(_ERROR_TYPE_HEADER), raw, d),
+                                           resp.headers)
         except RespgateError:
             raise
         except TimeoutError as e:
@@ -86,7 +87,10 @@ class BedrockConverseProvider:
             raise BadGatewayError(f"Bedrock answered with invalid JSON for model `{d.model_name}`.")
         builder = StreamBuilder(req.shell)
         builder.start()
-        ConverseToResponses(builder).output(answer)
+        try:
+            ConverseToResponses(builder).output(answer)
+        except SHAPE_ERRORS as e:
+            raise malformed(d, e) from None
         return builder.response
 
     async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
@@ -112,9 +116,13 @@ class BedrockConverseProvider:
                 if builder.finished:
                     return
                 frame = await anext(frames, None)
-            events = translate.finish()
+            events = translate.finish() if translate.ended else builder.fail(
+                "bad_gateway", f"The stream from Bedrock for model `{d.model_name}` ended before messageStop.")
         except RespgateError as e:
             events = [] if builder.finished else builder.fail(e.code or "server_error", e.message)
+        except SHAPE_ERRORS as e:
+            err = malformed(d, e)
+            events = [] if builder.finished else builder.fail(err.code or "server_error", err.message)
         finally:
             await frames.aclose()
         for ev in events:
@@ -125,17 +133,29 @@ class BedrockConverseProvider:
         url, body, headers = self._prepare(req, "converse-stream", "application/vnd.amazon.eventstream")
         assert req.http is not None, "Gateway.start() opens the HTTP session"
         decoder = EventStreamDecoder()
+        watch: IdleWatch | None = None
         try:
             async with req.http.post(url, data=body, headers=headers, timeout=stream_timeout(d)) as resp:
                 if resp.status >= 400:
-                    raise bedrock_error(resp.status, resp.headers.get(_ERROR_TYPE_HEADER), await resp.read(), d)
+                    raise with_retry_after(bedrock_error(resp.status, resp.headers.get(_ERROR_TYPE_HEADER),
+                                                         await resp.read(), d), resp.headers)
+                watch = IdleWatch(resp, stream_idle(d))
                 async for chunk in resp.content.iter_any():
                     for frame in decoder.feed(chunk):
+                        watch.pause()
                         yield frame
+                        watch.resume()
         except RespgateError:
             raise
         except TimeoutError as e:
-            raise GatewayTimeoutError(f"Bedrock stopped sending events for model `{d.model_name}`.") from e
+            raise _stopped(d) from e
         except aiohttp.ClientError as e:
             raise BadGatewayError(f"The stream from Bedrock broke for model `{d.model_name}` "
                                   f"({type(e).__name__}).") from e
+        finally:
+            if watch is not None:
+                watch.cancel()
+
+
+def _stopped(d: Deployment) -> GatewayTimeoutError:
+    return GatewayTimeoutError(f"Bedrock stopped sending events for model `{d.model_name}`.")

@@ -75,7 +75,10 @@ def to_converse_request(body: Json, items: list[Json], model_id: str, extra: Map
             m.refuse(f"input[{i}].type", f"Input items of type '{kind}'", code="unsupported_value")
         else:
             convert(conv, item, f"input[{i}]")
-    if conv.messages and conv.messages[0]["role"] == "assistant":
+    if not conv.messages:  # Converse refuses a conversation without one message (blank text is left out)
+        raise InvalidRequestError("The input has no content Bedrock accepts: every text is blank.", param="input",
+                                  code="invalid_value")
+    if conv.messages[0]["role"] == "assistant":
         # Converse refuses a conversation that opens with the assistant; a neutral user turn lets a
         # replayed history (or a prefilled answer) through, as LiteLLM does.
         conv.messages.insert(0, {"role": "user", "content": [{"text": _OPENING_USER_TEXT}]})
@@ -152,9 +155,9 @@ def _content_block(m: _Mapping, role: str, part: Json, param: str) -> Json | Non
     kind = part.get("type")
     if kind in ("input_text", "output_text"):
         m.check_extras(part, frozenset({"text"}), param)
-        return {"text": part["text"]} if part["text"] else None  # Converse refuses blank text blocks
+        return {"text": part["text"]} if part["text"].strip() else None  # Converse refuses blank text blocks
     if kind == "refusal" and role == "assistant":
-        return {"text": part["refusal"]} if part["refusal"] else None
+        return {"text": part["refusal"]} if part["refusal"].strip() else None
     if role == "user" and kind == "input_image":
         return _image_block(m, part, param)
     if role == "user" and kind == "input_file":

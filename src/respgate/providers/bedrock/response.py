@@ -70,6 +70,11 @@ class ConverseToResponses:
         self._stop_reason: str | None = None
         self._usage: Json | None = None
 
+    @property
+    def ended(self) -> bool:
+        """Whether messageStop arrived: a stream that stops without it was cut off, however cleanly."""
+        return self._stop_reason is not None
+
     def event(self, name: str, payload: Json) -> list[Json]:
         """One ConverseStream event (by its `:event-type`); exception events end the stream failed."""
         if self._builder.finished:

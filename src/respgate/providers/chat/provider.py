@@ -17,7 +17,7 @@ from ...errors import BadGatewayError, RespgateError
 from ...events import Event
 from ...streaming import StreamBuilder
 from ..base import ProviderRequest
-from ..http import call_timeout, request_json, request_sse
+from ..http import SHAPE_ERRORS, call_timeout, malformed, request_json, request_sse
 from .profiles import ChatProfile
 from .request import to_chat_request
 from .response import ChatToResponses
@@ -64,8 +64,11 @@ class ChatCompletionsProvider:
         builder = StreamBuilder(req.shell)
         builder.start()
         translate = ChatToResponses(builder, self.profile)
-        translate.completion(completion)
-        translate.finish()
+        try:
+            translate.completion(completion)
+            translate.finish()
+        except SHAPE_ERRORS as e:
+            raise malformed(d, e) from None
         return builder.response
 
     async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
@@ -92,9 +95,13 @@ class ChatCompletionsProvider:
                 if builder.finished:
                     return
                 pending = await anext(chunks, None)
-            events = translate.finish()
+            events = translate.finish() if translate.ended else builder.fail(
+                "bad_gateway", f"The stream from the upstream for model `{d.model_name}` ended before a finish_reason.")
         except RespgateError as e:
             events = builder.fail(e.code or "server_error", e.message)
+        except SHAPE_ERRORS as e:
+            err = malformed(d, e)
+            events = builder.fail(err.code or "server_error", err.message)
         finally:
             await chunks.aclose()
         for ev in events:

@@ -101,6 +101,12 @@ class ChatToResponses:
 
     # --- the interface --------------------------------------------------------------------
 
+    @property
+    def ended(self) -> bool:
+        """Whether the upstream said how the answer ended (a finish_reason): a stream that stops without
+        one was cut off, however cleanly its connection closed."""
+        return self._finish_reason is not None
+
     def chunk(self, chunk: Json) -> list[Json]:
         """One `chat.completion.chunk` (or an `{"error": ...}` sent inside the stream)."""
         if self._builder.finished:

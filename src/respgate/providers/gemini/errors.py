@@ -21,6 +21,7 @@ from ...errors import (
     RespgateError,
     UpstreamError,
 )
+from ..http import without_key
 
 #: Google's canonical status -> (error class, HTTP status)
 _BY_STATUS: Final[dict[str, tuple[type[RespgateError], int]]] = {
@@ -47,6 +48,7 @@ def _reasons(error: dict[str, Any]) -> set[str]:
 
 def google_error(http_status: int, raw: bytes, d: Deployment) -> RespgateError:
     """The mapped error for an HTTP error answer from Gemini, with Google's message (key redacted)."""
+    raw = without_key(raw, d)  # a text body is relayed as an excerpt: the key goes before it is cut
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:

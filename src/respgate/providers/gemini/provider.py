@@ -19,7 +19,16 @@ from ...errors import BadGatewayError, GatewayTimeoutError, RespgateError
 from ...events import Event
 from ..anthropic.builder import HostedToolBuilder
 from ..base import ProviderRequest
-from ..http import call_timeout, stream_timeout
+from ..http import (
+    SHAPE_ERRORS,
+    IdleWatch,
+    call_timeout,
+    malformed,
+    stopped_sending,
+    stream_idle,
+    stream_timeout,
+    with_retry_after,
+)
 from .auth import VertexToken
 from .errors import google_error
 from .request import to_gemini_request
@@ -96,7 +105,10 @@ class GeminiProvider:
         answer = await _post_json(req.http, d, url, body, headers)
         builder = HostedToolBuilder(req.shell)
         builder.start()
-        GeminiToResponses(builder, sources=_wants_sources(req)).answer(answer)
+        try:
+            GeminiToResponses(builder, sources=_wants_sources(req)).answer(answer)
+        except SHAPE_ERRORS as e:
+            raise malformed(d, e) from None
         return builder.response
 
     async def stream(self, req: ProviderRequest) -> AsyncIterator[Event]:
@@ -117,9 +129,13 @@ class GeminiProvider:
                 if builder.finished:
                     return
                 pending = await anext(chunks, None)
-            events = translate.finish()
+            events = translate.finish() if translate.ended else builder.fail(
+                "bad_gateway", f"The stream from the upstream for model `{d.model_name}` ended before a finishReason.")
         except RespgateError as e:
             events = builder.fail(e.code or "server_error", e.message)
+        except SHAPE_ERRORS as e:
+            err = malformed(d, e)
+            events = builder.fail(err.code or "server_error", err.message)
         finally:
             await chunks.aclose()
         for ev in events:
@@ -141,7 +157,7 @@ async def _post_json(http: aiohttp.ClientSession | None, d: Deployment, url: str
         async with http.post(url, data=body, headers=headers, timeout=call_timeout(d)) as resp:
             raw = await resp.read()
             if resp.status >= 400:
-                raise google_error(resp.status, raw, d)
+                raise with_retry_after(google_error(resp.status, raw, d), resp.headers)
     except RespgateError:
         raise
     except TimeoutError as e:
@@ -161,10 +177,12 @@ async def _post_sse(http: aiohttp.ClientSession | None, d: Deployment, url: str,
                     headers: dict[str, str]) -> AsyncGenerator[dict[str, Any]]:
     """Each `data:` of Gemini's SSE stream, parsed."""
     assert http is not None, "Gateway.start() opens the HTTP session"
+    watch: IdleWatch | None = None
     try:
         async with http.post(url, data=body, headers=headers, timeout=stream_timeout(d)) as resp:
             if resp.status >= 400:
-                raise google_error(resp.status, await resp.read(), d)
+                raise with_retry_after(google_error(resp.status, await resp.read(), d), resp.headers)
+            watch = IdleWatch(resp, stream_idle(d))
             async for line in resp.content:
                 if not line.startswith(b"data:"):
                     continue
@@ -174,11 +192,16 @@ async def _post_sse(http: aiohttp.ClientSession | None, d: Deployment, url: str,
                     raise BadGatewayError(f"The upstream for model `{d.model_name}` sent an event that is "
                                           "not JSON.") from None
                 if isinstance(chunk, dict):
+                    watch.pause()
                     yield chunk
+                    watch.resume()
     except RespgateError:
         raise
     except TimeoutError as e:
-        raise GatewayTimeoutError(f"The upstream for model `{d.model_name}` stopped sending events.") from e
+        raise stopped_sending(d) from e
     except aiohttp.ClientError as e:
         raise BadGatewayError(f"The stream from the upstream for model `{d.model_name}` broke "
                               f"({type(e).__name__}).") from e
+    finally:
+        if watch is not None:
+            watch.cancel()

@@ -66,6 +66,9 @@ def to_gemini_request(body: Json, items: list[Json], model: str, *, provider: st
     for i, item in enumerate(items):
         turns.add(item, f"input[{i}]")
     out["contents"] = turns.finish()
+    if not out["contents"]:  # Gemini refuses a request without one (systemInstruction alone is not one)
+        raise InvalidRequestError("The input has no content Gemini accepts: it needs a user or model turn.",
+                                  param="input", code="invalid_value")
     if turns.system:
         out["systemInstruction"] = {"parts": turns.system}
     for key, value in body.items():

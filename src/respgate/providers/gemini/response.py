@@ -54,6 +54,12 @@ class GeminiToResponses:
         self._finish_reason: str | None = None
         self._usage: Json | None = None
 
+    @property
+    def ended(self) -> bool:
+        """Whether the upstream said how the answer ended (a finishReason, or a blocked prompt): a stream
+        that stops without it was cut off, however cleanly its connection closed."""
+        return self._finish_reason is not None
+
     def chunk(self, chunk: Json) -> list[Json]:
         """One GenerateContentResponse (or an `{"error": ...}` sent inside the stream)."""
         if self._builder.finished:

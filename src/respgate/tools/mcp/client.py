@@ -26,6 +26,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, Implementation
 from pydantic import ValidationError
 
+from ...security.connect import CheckedTransport, checked_client_factory
 from .config import Limits
 from .servers import ListedTool, McpServer
 
@@ -125,13 +126,16 @@ async def call_tool(server: McpServer, name: str, arguments: Json, limits: Limit
 async def _session(server: McpServer, limits: Limits, deadline: float) -> AsyncIterator[Client]:
     async with AsyncExitStack() as stack:
         headers = dict(server.headers)
+        policy = server.url_policy  # a server a client named: every connection goes to a checked address only
         if server.transport == "sse":
+            checked: dict[str, Any] = {} if policy is None else {"httpx_client_factory": checked_client_factory(policy)}
             transport: Any = sse_client(server.url, headers=headers, timeout=min(_CONNECT_TIMEOUT, deadline),
-                                        sse_read_timeout=deadline)
+                                        sse_read_timeout=deadline, **checked)
         else:
             http = await stack.enter_async_context(httpx2.AsyncClient(
                 headers=headers, timeout=httpx2.Timeout(min(_CONNECT_TIMEOUT, deadline), read=deadline),
-                event_hooks={"response": [_size_guard(limits.max_message_bytes)]}))
+                event_hooks={"response": [_size_guard(limits.max_message_bytes)]},
+                transport=None if policy is None else CheckedTransport(policy)))
             transport = streamable_http_client(server.url, http_client=http,
                                                max_sse_event_size=limits.max_message_bytes)
         client = await stack.enter_async_context(Client(transport, cache=None, client_info=_CLIENT_INFO,

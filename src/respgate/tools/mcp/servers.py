@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ...calls import Principal
 from ...errors import InvalidRequestError, PermissionDeniedError
+from ...security import urls
 from .config import Limits, ServerConfig
 
 Json = dict[str, Any]
@@ -94,6 +95,9 @@ class McpServer:
     list_timeout: float = 20.0
     max_output_chars: int = 100_000
     config: ServerConfig | None = None
+    # A server a client named: the proxy's URL policy, applied again to every address connected to
+    # (security/connect.py). None for configured servers (the admin's, trusted) and in the SDK.
+    url_policy: urls.UrlPolicy | None = None
 
     def offers(self, tool: ListedTool) -> bool:
         return ((self.allowed is None or self.allowed.matches(tool))
@@ -133,6 +137,9 @@ def request_servers(body: Json, registry: Mapping[str, ServerConfig], principal:
         if not limits.allow_request_servers:
             raise PermissionDeniedError("This gateway only calls the MCP servers in its configuration; use "
                                         f"server_url '{PROXY_URL}'.", param=f"{where}.server_url")
+        policy = urls.current()
+        if policy is not None:  # the gateway connects to it: no internal addresses (SSRF)
+            policy.check(url, f"{where}.server_url")
         label = tool.get("server_label")
         if label is None:
             raise InvalidRequestError(f"Missing required parameter: '{where}.server_label'.",
@@ -145,7 +152,7 @@ def request_servers(body: Json, registry: Mapping[str, ServerConfig], principal:
             label=label, url=url, transport=_transport_of(url), headers=_request_headers(tool, where),
             allowed=allowed, approval=approval, description=_opt_str(tool.get("server_description")),
             call_timeout=limits.call_timeout, list_timeout=limits.list_timeout,
-            max_output_chars=limits.max_output_chars))
+            max_output_chars=limits.max_output_chars, url_policy=policy))
     labels = [s.label for s in servers]
     duplicate = next((label for n, label in enumerate(labels) if label in labels[:n]), None)
     if duplicate is not None:

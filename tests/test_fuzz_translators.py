@@ -256,11 +256,14 @@ def names_a_field(err: InvalidRequestError, body: Json) -> None:
 def _translate_or_refuse(target: str, body: Json, drop: bool) -> Json | None:
     translate, _ = TARGETS[target]
     checked = validate_create(body)
+    items = normalize_input(checked.get("input"))
     try:
-        return translate(checked, normalize_input(checked.get("input")), drop)
+        return translate(checked, items, drop)
     except InvalidRequestError as e:
         names_a_field(e, body)
-        if drop:  # drop_params drops what the target cannot honour instead of refusing it
+        reference = re.fullmatch(r"input\[(\d+)\]", e.param or "")  # names an item no one can send: not dropped
+        if drop and not (reference and items[int(reference[1])].get("type") == "item_reference"):
+            # drop_params drops what the target cannot honour instead of refusing it
             assert e.code not in ("unsupported_parameter", "unsupported_value"), e.message
         return None
 

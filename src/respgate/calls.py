@@ -11,8 +11,8 @@ not block: anything slow (I/O, user callbacks) is queued and done off the reques
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from .events import Event
 
 log = logging.getLogger("respgate.calls")
+
+
+def new_request_id() -> str:
+    """32 random hex digits, like uuid4().hex but without building a UUID (a tenth of the cost)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,7 @@ class Call:
     body: Any  # the request as sent (a guardrail may replace it in pre_call)
     route: CallRoute = "responses"
     stream: bool = False
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_request_id)
     started: float = field(default_factory=time.perf_counter)  # perf_counter seconds
     started_at: float = field(default_factory=time.time)  # wall clock, for logs
     deployment: Deployment | None = None  # the deployment of the last attempt

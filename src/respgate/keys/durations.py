@@ -15,16 +15,17 @@ from datetime import UTC, datetime
 from ..errors import InvalidRequestError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400, "y": 365 * 86400}
-_DURATION = re.compile(r"(\d+)\s*(mo|[smhdwy])?")
+_DURATION = re.compile(r"([0-9]+)\s*(mo|[smhdwy])?")
+_LONGEST = 100 * _UNITS["y"]  # a budget period or key lifetime past this cannot be dated (year 9999)
 
 
 def duration_seconds(value: object, field: str) -> float:
     """Seconds in a duration; a bare number counts seconds (as LiteLLM's parser does). A month is 30 days."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= _LONGEST:
         return float(value)
     if isinstance(value, str):
         match = _DURATION.fullmatch(value.strip().lower())
-        if match and int(match.group(1)) > 0:
+        if match and 0 < int(match.group(1)) * _UNITS[match.group(2) or "s"] <= _LONGEST:
             return float(int(match.group(1)) * _UNITS[match.group(2) or "s"])
     raise InvalidRequestError(
         f"Invalid {field}: {value!r}. Use a number and a unit: '30s', '30m', '1h', '1d', '1w' or '1mo'.",

@@ -12,6 +12,7 @@ from .durations import duration_seconds
 USER_ROLES: Final = ("proxy_admin", "proxy_admin_viewer", "org_admin", "internal_user", "internal_user_viewer",
                      "team", "customer")
 TEAM_ROLES: Final = ("admin", "user")
+_MAX_INTEGER: Final = 2**63 - 1  # what a database integer (and orjson) holds
 
 
 def _bad(name: str, expected: str) -> InvalidRequestError:
@@ -53,7 +54,7 @@ class Body:
             return None
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_INTEGER:
             raise _bad(name, "a non-negative integer")
         return value
 

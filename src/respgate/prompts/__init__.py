@@ -41,7 +41,8 @@ _CACHE_LIMIT: Final = 4096
 _LITELLM_KEYS: Final = ("prompt_id", "prompt_variables", "prompt_version")
 _PROMPT_KEYS: Final = frozenset({"id", "version", "variables"})
 _ID: Final = re.compile(r"[A-Za-z0-9_][\w.:-]{0,127}")
-_VERSION_SUFFIX: Final = re.compile(r"(.+)\.v(\d+)")
+_VERSION_SUFFIX: Final = re.compile(r"(.+)\.v([0-9]{1,9})")
+_MAX_VERSION: Final = 10**9
 OPENAI_PREFIX: Final = "pmpt_"
 
 
@@ -226,7 +227,7 @@ def parse_version(version: Any, *, param: str) -> int | None:
     if version is None or version == "latest":
         return None
     text = str(version).strip().removeprefix("v") if isinstance(version, str | int) else ""
-    if isinstance(version, bool) or not text.isdigit() or int(text) < 1:
+    if isinstance(version, bool) or not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= _MAX_VERSION:
         raise InvalidRequestError(f"Invalid '{param}': expected a version number such as \"2\".", param=param,
                                   code="invalid_value")
     return int(text)

@@ -264,7 +264,7 @@ def _inline(params: Json) -> list[Json]:
 
 
 def _inline_message(message: Any, field: str) -> Json:
-    if not isinstance(message, dict) or message.get("role") not in _ROLES:
+    if not isinstance(message, dict) or not isinstance(message.get("role"), str) or message["role"] not in _ROLES:
         raise PromptFormatError(f"{field}.role", "each message needs a role: system, developer, user or assistant")
     unknown = set(message) - {"role", "content", "type"}
     if unknown or message.get("type", "message") != "message":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -21,7 +20,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .. import chatapi
-from ..calls import Call, CallRoute, Principal
+from ..calls import Call, CallRoute, Principal, new_request_id
 from ..config import Config
 from ..errors import (
     GatewayTimeoutError,
@@ -426,10 +425,6 @@ def _sse(events: AsyncIterator[Event], headers: dict[str, str] | None = None) ->
 
     return StreamingResponse(frames(), media_type="text/event-stream",
                              headers={**_SSE_HEADERS, **headers} if headers else _SSE_HEADERS)
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 def _request_id(raw: bytes) -> str | None:

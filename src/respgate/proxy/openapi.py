@@ -225,11 +225,13 @@ def _ui_paths() -> Json:
     html = {"type": "string"}
     since = {"type": "string", "format": "date-time"}
     charts = "(day|key|team|end_user|model)"
+    # A generated path parameter cannot carry "/": generators try single names (a real file is <version>/<file>).
+    static = {**_path("path"), "schema": {"type": "string", "pattern": r"^[\w.-]+$"}}
     return {
         "/ui": {"get": _op("uiRedirect", "Redirects to /ui/", html, media="text/html", security=[])},
         "/ui/": {"get": _op("uiPage", "The admin UI's page", html, media="text/html", security=[])},
-        "/ui/static/{path}": {"get": _op("uiStatic", "The admin UI's files", html, params=[_path("path")],
-                                         media="application/octet-stream", security=[])},
+        "/ui/static/{path}": {"get": _op("uiStatic", "The admin UI's files (`<version>/<file>`)", html,
+                                         params=[static], media="application/octet-stream", security=[])},
         "/ui/api/session": {"get": _op("uiSession", "Who is signed in, what is on")},
         "/ui/api/responses": {"get": _op("uiResponses", "Stored responses, newest first", params=[
             _query("owner"), _query("key"), _query("model"), _query("status"), _query("since", since),

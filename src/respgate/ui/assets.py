@@ -21,6 +21,7 @@ from importlib.resources.abc import Traversable
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ..errors import NotFoundError
 from ..proxy.routing import ExtraRoute, Handler
 
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -71,7 +72,8 @@ class Assets:
             asset = self.files.get(path)
             cache = _FOREVER if version == self.version else _COMMON
         if asset is None:
-            return Response(b"Not found", status_code=404, media_type="text/plain", headers=_COMMON)
+            missing = NotFoundError(f"Invalid URL (GET {request.url.path})", code="unknown_url")
+            return Response(missing.to_json(), status_code=404, media_type="application/json", headers=_COMMON)
         sent = {**cache, "ETag": asset.etag, "Vary": "Accept-Encoding", **(headers or {})}
         if asset.etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=sent)

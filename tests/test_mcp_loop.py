@@ -310,3 +310,14 @@ def test_a_call_cut_short_is_never_run(proxy: ServerThread, client: OpenAI, mcp:
     assert "response.mcp_call.in_progress" in kinds
     assert "response.mcp_call.completed" not in kinds and "response.mcp_call.failed" not in kinds
     assert fake.calls == []
+
+
+def test_the_echoed_mcp_tool_carries_no_credentials() -> None:
+    from respgate.shell import response_shell
+
+    tool = {"type": "mcp", "server_label": "calc", "server_url": "https://mcp.example.com/mcp",
+            "authorization": "secret-token-1", "headers": {"X-Api-Key": "secret-token-2"}, "require_approval": "never"}
+    echoed = response_shell({"model": "m", "tools": [tool]}, response_id="resp_1", model="m", created_at=0)["tools"]
+    assert echoed == [{"type": "mcp", "server_label": "calc", "server_url": "https://mcp.example.com/mcp",
+                       "headers": None, "require_approval": "never"}]
+    assert "secret-token" not in str(echoed)

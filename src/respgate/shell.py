@@ -116,7 +116,11 @@ def _text(value: Any) -> dict[str, Any]:
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """Function tools are echoed with OpenAI's defaults filled; other tools as they were sent."""
+    """Function tools are echoed with OpenAI's defaults filled; an MCP tool without its credentials
+    (the Response is stored and read back: `authorization` and `headers` are the caller's secrets);
+    other tools as they were sent."""
+    if tool.get("type") == "mcp":
+        return {k: (None if k == "headers" else v) for k, v in tool.items() if k != "authorization"}
     if tool.get("type") != "function":
         return dict(tool)
     # The Responses API makes function tools strict unless the request says otherwise.

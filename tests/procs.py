@@ -155,8 +155,10 @@ class ProxyProcess:
 
 def spawn_proxy(config_path: str | os.PathLike[str] | None, *, port: int | None = None,
                 env: Mapping[str, str] | None = None, args: Sequence[str] = (),
-                cwd: str | os.PathLike[str] | None = None, host: str = "127.0.0.1") -> ProxyProcess:
+                cwd: str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
+                wrapper: Sequence[str] = ()) -> ProxyProcess:
     """Start `respgate serve` and return once it is live. The caller owns the process (see ProxyProcesses).
+    `wrapper`: a command the server runs under (e.g. `setpriv ...` to drop capabilities).
 
     `port=None` takes a free loopback port; since another process may grab it between the probe and
     the bind, a start-up that fails on "address already in use" is retried on a fresh port.
@@ -166,7 +168,8 @@ def spawn_proxy(config_path: str | os.PathLike[str] | None, *, port: int | None 
     attempts = 1 if port is not None else 3
     for attempt in range(attempts):
         chosen = port if port is not None else free_port()
-        proc = ProxyProcess(serve_command(config_path, chosen, args, host), chosen, env=env, cwd=workdir)
+        proc = ProxyProcess([*wrapper, *serve_command(config_path, chosen, args, host)], chosen, env=env,
+                            cwd=workdir)
         try:
             proc.wait_live()
             return proc
@@ -186,8 +189,9 @@ class ProxyProcesses:
 
     def spawn(self, config_path: str | os.PathLike[str] | None, *, port: int | None = None,
               env: Mapping[str, str] | None = None, args: Sequence[str] = (),
-              cwd: str | os.PathLike[str] | None = None, host: str = "127.0.0.1") -> ProxyProcess:
-        proc = spawn_proxy(config_path, port=port, env=env, args=args, cwd=cwd, host=host)
+              cwd: str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
+              wrapper: Sequence[str] = ()) -> ProxyProcess:
+        proc = spawn_proxy(config_path, port=port, env=env, args=args, cwd=cwd, host=host, wrapper=wrapper)
         self._all.append(proc)
         return proc
 

@@ -1,7 +1,7 @@
 """The database goes away -- locked by another process, out of space, down, its connections killed -- and
 comes back: a request that needs it gets a 503 in OpenAI's shape saying so (a stream: before its first
-event), /health/liveliness still answers, and once the cause is gone the proxy serves again without a
-restart. Every response a client was told about is still there, whole.
+event, once a save has failed), /health/liveliness still answers, and once the cause is gone the proxy
+serves again without a restart. Every response a client was told about is still there, whole.
 
 SQLite: another process holds the write lock; a full disk is the server's file-size limit (RLIMIT_FSIZE,
 set on the running `respgate serve` with prlimit, so writes fail as on a full disk). PostgreSQL: the
@@ -94,28 +94,22 @@ def assert_unavailable(r: httpx.Response) -> None:
     assert "postgres" not in r.text.lower() and MASTER_KEY not in r.text  # never the DSN
 
 
-def assert_stream_refused(r: httpx.Response) -> None:
-    """A stream's first save is its terminal event's: a 503 when the store failed before the stream began
-    (it had to read a chain), else a whole stream whose end says the store failed, never a cut one."""
-    if r.status_code != 200:
-        assert_unavailable(r)
-        return
-    events = parse_sse(r.text)
+def assert_down_but_alive(url: str, ledger: Ledger, *, reads_work: bool) -> None:
+    """The first request to meet the failing store learns it from its save: a stream from its last event
+    (whole, `response.failed`, never cut), a JSON request from its 503. Every later one, stream or not,
+    checks the store before starting and gets its 503 before any upstream work."""
+    first = ledger.stream(url)
+    assert first.status_code == 200, first.text
+    events = parse_sse(first.text)
     final = check_stream(events)
     assert events[-1]["type"] == "response.failed", events[-1]
     assert final["error"]["code"] == "service_unavailable" and "store is unavailable" in final["error"]["message"]
-
-
-def assert_down_but_alive(url: str, ledger: Ledger, *, reads_work: bool) -> None:
+    assert_unavailable(ledger.stream(url))
     assert_unavailable(ledger.create(url))
-    assert_stream_refused(ledger.stream(url))
     some = next(iter(ledger.told))
     chained = httpx.post(url + "/v1/responses", headers=AUTH, timeout=TIMEOUT,
                          json={"model": "mock/echo", "input": "more", "previous_response_id": some, "stream": True})
-    if reads_work:
-        assert_stream_refused(chained)
-    else:
-        assert_unavailable(chained)
+    assert_unavailable(chained)
     live = httpx.get(url + "/health/liveliness", timeout=TIMEOUT)
     assert live.status_code == 200, live.text
     got = httpx.get(f"{url}/v1/responses/{some}", headers=AUTH, timeout=TIMEOUT)
@@ -189,6 +183,41 @@ def test_sqlite_on_a_full_disk(tmp_path: Path) -> None:
         ledger.assert_all_there(server.url)
         server.kill9()
     assert assert_rows_whole(db) == len(ledger.told)  # nothing half-written by the failed writes
+
+
+# Root writes to any file whatever its mode; without these capabilities it obeys the mode like anyone.
+AS_UNPRIVILEGED = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner")
+
+
+def test_sqlite_file_read_only(tmp_path: Path) -> None:
+    """The database file made read-only between two runs: the server still starts, reads what is there
+    and refuses writes with a 503 (a stream too, before its first event). SQLite keeps a file it opened
+    read-only so for the whole process (every connection to it shares that state), so once the file is
+    writable again a restart brings the writes back; nothing a client was told about is lost."""
+    db = tmp_path / "store.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(MODELS + f"general_settings:\n  master_key: {MASTER_KEY}\n  database_url: sqlite:///{db}\n")
+    ledger = Ledger()
+    with ProxyProcesses() as procs:
+        ledger.served(procs.spawn(config).url)
+    files = [f for f in tmp_path.iterdir() if f.name.startswith("store.")]
+    assert db in files
+    try:
+        for f in files:
+            f.chmod(0o444)
+        with ProxyProcesses() as procs:
+            server = procs.spawn(config, wrapper=AS_UNPRIVILEGED)
+            assert_down_but_alive(server.url, ledger, reads_work=True)
+            ledger.assert_all_there(server.url)
+            assert "attempt to write a readonly database" in server.stderr_text()
+    finally:
+        for f in files:
+            f.chmod(0o644)
+    with ProxyProcesses() as procs:
+        server = procs.spawn(config, wrapper=AS_UNPRIVILEGED)
+        ledger.served(server.url)
+        ledger.assert_all_there(server.url)
+    assert assert_rows_whole(db) == len(ledger.told)
 
 
 # ---------------------------------------------------------------- PostgreSQL

@@ -79,6 +79,7 @@ class Gateway(StoredResponses):
         self.platform = Platform(config, database, sdk=sdk)
         self.prompts = build_prompts(config, database)
         self.tools = build_tools(config)
+        self._saves_failing = False  # the last save failed: check the store before the next request
 
     async def start(self) -> None:
         await self.store.open()
@@ -129,6 +130,7 @@ class Gateway(StoredResponses):
         if _runs_here(req, provider):
             queued, _ = await self._start_background(req, provider, principal, call)
             return orjson.dumps(queued)
+        await self._check_store(req)
         if provider.holds_state:
             result = await provider.create(req)
             self._rewrite_upstream(result, req)
@@ -165,6 +167,7 @@ class Gateway(StoredResponses):
             # The creating client follows the run like any later reader; leaving does not stop it.
             _, run = await self._start_background(req, provider, principal, call)
             return run.log.follow()
+        await self._check_store(req)
         events = provider.stream(req)
         first = await anext(events, None)  # errors up to here become HTTP errors
         if first is None:
@@ -360,13 +363,29 @@ class Gateway(StoredResponses):
             await self.conversations.append_turn(req.shell["conversation"]["id"], req.turn_items, response)
         if req.body.get("store") is False or not req.response_id:
             return
-        await self.store.save(ResponseRecord(
+        try:
+            await self.store.save(self._record(req, response, principal), events)
+        except ServiceUnavailableError:
+            self._saves_failing = True
+            raise
+        self._saves_failing = False
+
+    async def _check_store(self, req: ProviderRequest) -> None:
+        """While saves are failing, a request that will be stored first checks that the store takes a
+        write: a 503 before any upstream work, rather than a stream that must end in response.failed."""
+        if self._saves_failing and req.response_id and req.body.get("store") is not False:
+            await self.store.check_writable()
+            self._saves_failing = False
+
+    @staticmethod
+    def _record(req: ProviderRequest, response: dict[str, Any], principal: Principal) -> ResponseRecord:
+        return ResponseRecord(
             id=req.response_id, owner=principal.owner, model=req.body["model"],
             deployment_id=req.deployment.id, provider=req.deployment.provider,
             status=str(response.get("status") or "completed"), created_at=float(response.get("created_at") or 0),
             previous_response_id=req.body.get("previous_response_id"), response=response,
             input_items=req.turn_items, background=bool(req.body.get("background")),
-        ), events)
+        )
 
     def provider_for(self, deployment: Deployment) -> Provider:
         provider = self.providers.get(deployment.provider)

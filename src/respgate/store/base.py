@@ -91,6 +91,10 @@ class Store(Protocol):
         `events`: the response's stream events as serialised JSON, in sequence order, stored in the
         same transaction; None leaves whatever events are stored."""
 
+    async def check_writable(self) -> None:
+        """Make one small write; `ServiceUnavailableError` when a save could not be made now. The gateway
+        asks this before a stream while saves are failing, so the client gets a 503, not a failed stream."""
+
     async def events(self, response_id: str) -> list[bytes] | None:
         """The events saved with the response, or None when it has none."""
 

@@ -32,6 +32,9 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
+    async def check_writable(self) -> None:
+        return None
+
     async def save(self, record: ResponseRecord, events: Sequence[bytes] | None = None) -> None:
         self._records[record.id] = _copy(record)
         if events is not None:

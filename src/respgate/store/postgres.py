@@ -363,6 +363,10 @@ class PostgresStore(PostgresConversations):
         text = join_events(events).decode() if events is not None else None
         await self._enqueue(lambda future: _Save(row, items, future, text))
 
+    async def check_writable(self) -> None:
+        self._check_open()
+        await self._run(lambda conn: conn.execute(_HEARTBEAT, self.instance_id, self.instance_name))
+
     async def delete(self, response_id: str) -> bool:
         result: bool = await self._enqueue(lambda future: _Delete(response_id, future))
         return result

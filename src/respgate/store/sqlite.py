@@ -91,6 +91,9 @@ CREATE TABLE IF NOT EXISTS response_events (
 MIGRATIONS = (
     Migration(1, "responses, input items, events, conversations", _SCHEMA + CONVERSATION_SCHEMA),
     Migration(2, "indexes for listing responses (admin UI)", listing.INDEXES),
+    # SQLite skips a write that changes nothing, so `check_writable` needs a value of its own to change.
+    Migration(3, "a row the store rewrites to check that it can write",
+              "CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, written_at REAL NOT NULL)"),
 )
 
 _UPSERT = (
@@ -228,6 +231,12 @@ class SqliteStore(SqliteConversations):
 
         await self._write(apply)
 
+    async def check_writable(self) -> None:
+        # Takes the write lock and changes a page, as a save does (a locked file or a full disk fail here).
+        now = time.time()
+        await self._write(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO store_probe (id, written_at) VALUES (1, ?)", (now,)))
+
     async def delete(self, response_id: str) -> bool:
         def apply(conn: sqlite3.Connection) -> bool:
             conn.execute("DELETE FROM input_items WHERE response_id = ?", (response_id,))
@@ -300,6 +309,11 @@ class SqliteStore(SqliteConversations):
             if isinstance(exc, sqlite3.Error):
                 log.warning("response store write failed: %s", exc)
                 error = ServiceUnavailableError(_UNAVAILABLE)
+                # A fresh connection next time: SQLite opens a file it may not write read-only, and keeps
+                # it so after the file becomes writable.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+                self._inline_conn = None
             for write in batch:
                 if not write.future.done():
                     write.future.set_exception(_fresh(error))

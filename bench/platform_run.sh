@@ -8,13 +8,17 @@
 #   vkey+spend+prom  a virtual key from /key/generate (rpm/tpm limits set, far above the load), spend logs
 #                    on, `litellm_settings.callbacks: [prometheus]`
 #   +redis           the same with router_settings naming Redis: the key's limits are counted there
-# For each: rps and p50/p99 at c=1 and c=32 (non-stream), streams/s at c=32; the last column is the c=32
-# rps as a share of `master`'s (the target: at least 90%).
-# Usage: platform_run.sh        Env: DUR (default 5), WARMUP (default 2), RESPGATE_VENV, BENCH_DIR, PORT (4200)
+# For each: rps and p50/p99 at c=1 and c=32 (non-stream), streams/s at c=32, and the gateway's CPU time per
+# request at c=32 (user + system over all its threads, from /proc: steadier than rps on a shared machine);
+# the last column is the c=32 rps as a share of `master`'s (the target: at least 90%). The set-ups run in
+# turn ROUNDS times (a machine's drift hits them all alike); each figure is the median over the rounds.
+# Usage: platform_run.sh   Env: DUR (default 5), WARMUP (default 2), ROUNDS (default 3), RESPGATE_VENV,
+#                               BENCH_DIR, PORT (4200)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dur=${DUR:-5}
 warmup=${WARMUP:-2}
+rounds=${ROUNDS:-3}
 run_dir=${BENCH_DIR:-/tmp/respgate-bench}
 port=${PORT:-4200}
 master=sk-bench-master
@@ -79,33 +83,65 @@ stop_gateway() {
 trap stop_gateway EXIT
 trap 'exit 130' INT TERM
 
-printf '%-16s %8s %8s %8s %8s %8s %8s %10s %6s %8s\n' setup "c1 rps" "c1 p50" "c1 p99" "c32 rps" "c32 p50" \
-  "c32 p99" "streams/s" errors "vs base"
-base_rps=""
-for setup in master master+spend vkey+spend+prom +redis; do
-  config=$(write_config "$setup")
-  rm -f "$run_dir"/platform-bench.db*
-  (cd "$run_dir" && exec taskset -c "$gateway_cpu" "$respgate_bin" serve --config "$config" --host 127.0.0.1 \
-     --port "$port" --workers 1) >"$run_dir/platform-$setup.log" 2>&1 &
-  gateway_pid=$!
-  until curl -s -o /dev/null --max-time 2 -H "Authorization: Bearer $master" "$base/v1/models"; do
-    kill -0 "$gateway_pid" 2>/dev/null || { echo "respgate exited; see $run_dir/platform-$setup.log" >&2; exit 1; }
-    sleep 0.25
+cpu_ticks() {  # pid -- user + system clock ticks of the process, all threads
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+median() {  # numbers... -- their median
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+setups="master master+spend vkey+spend+prom +redis"
+ticks_per_s=$(getconf CLK_TCK)
+declare -A results  # "setup field" -> the round's values, space-separated
+for round in $(seq "$rounds"); do
+  for setup in $setups; do
+    config=$(write_config "$setup")
+    rm -f "$run_dir"/platform-bench.*db*  # the responses and the spend log (platform-bench.spend.db)
+    (cd "$run_dir" && exec taskset -c "$gateway_cpu" "$respgate_bin" serve --config "$config" --host 127.0.0.1 \
+       --port "$port" --workers 1) >"$run_dir/platform-$setup.log" 2>&1 &
+    gateway_pid=$!
+    until curl -s -o /dev/null --max-time 2 -H "Authorization: Bearer $master" "$base/v1/models"; do
+      kill -0 "$gateway_pid" 2>/dev/null || { echo "respgate exited; see $run_dir/platform-$setup.log" >&2; exit 1; }
+      sleep 0.25
+    done
+    key=$master
+    case $setup in
+      vkey+spend+prom | +redis)
+        key=$(curl -sf -H "Authorization: Bearer $master" -H 'Content-Type: application/json' \
+                -d '{"models": ["bench-native", "bench-native-stream"], "rpm_limit": 10000000, "tpm_limit": 1000000000}' \
+                "$base/key/generate" | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])') ;;
+    esac
+    wrk_run "$key" bench-native 32 "$warmup" ""
+    wrk_run "$key" bench-native 1 "$dur" ""
+    results["$setup c1"]+=" $rps"; results["$setup c1p50"]+=" $p50"; results["$setup c1p99"]+=" $p99"
+    errors=$bad
+    before=$(cpu_ticks "$gateway_pid")
+    wrk_run "$key" bench-native 32 "$dur" ""
+    after=$(cpu_ticks "$gateway_pid")
+    results["$setup c32"]+=" $rps"; results["$setup c32p50"]+=" $p50"; results["$setup c32p99"]+=" $p99"
+    results["$setup cpu"]+=" $(awk -v t=$((after - before)) -v hz="$ticks_per_s" -v r="$rps" -v d="$dur" \
+                                'BEGIN { printf "%.0f", 1e6 * t / hz / (r * d) }')"
+    errors=$((errors + bad))
+    wrk_run "$key" bench-native-stream 32 "$dur" ',"stream":true'
+    results["$setup streams"]+=" $rps"; results["$setup errors"]+=" $((errors + bad))"
+    stop_gateway
   done
-  key=$master
-  case $setup in
-    vkey+spend+prom | +redis)
-      key=$(curl -sf -H "Authorization: Bearer $master" -H 'Content-Type: application/json' \
-              -d '{"models": ["bench-native", "bench-native-stream"], "rpm_limit": 10000000, "tpm_limit": 1000000000}' \
-              "$base/key/generate" | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])') ;;
-  esac
-  wrk_run "$key" bench-native 32 "$warmup" ""
-  wrk_run "$key" bench-native 1 "$dur" ""; c1="$rps $p50 $p99"; errors=$bad
-  wrk_run "$key" bench-native 32 "$dur" ""; c32="$rps $p50 $p99"; c32_rps=$rps; errors=$((errors + bad))
-  wrk_run "$key" bench-native-stream 32 "$dur" ',"stream":true'; streams=$rps; errors=$((errors + bad))
-  [ -n "$base_rps" ] || base_rps=$c32_rps
-  share=$(awk -v a="$c32_rps" -v b="$base_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')
+  echo "round $round of $rounds done" >&2
+done
+
+printf '%-16s %8s %8s %8s %8s %8s %8s %10s %8s %6s %8s\n' setup "c1 rps" "c1 p50" "c1 p99" "c32 rps" "c32 p50" \
+  "c32 p99" "streams/s" "cpu us" errors "vs base"
+base_rps=""
+for setup in $setups; do
+  row=()
+  for field in c1 c1p50 c1p99 c32 c32p50 c32p99 streams cpu; do
+    # shellcheck disable=SC2086
+    row+=("$(median ${results["$setup $field"]})")
+  done
   # shellcheck disable=SC2086
-  printf '%-16s %8s %8s %8s %8s %8s %8s %10s %6s %8s\n' "$setup" $c1 $c32 "$streams" "$errors" "$share"
-  stop_gateway
+  errors=$(printf '%s\n' ${results["$setup errors"]} | awk '{ n += $1 } END { print n + 0 }')
+  [ -n "$base_rps" ] || base_rps=${row[3]}
+  share=$(awk -v a="${row[3]}" -v b="$base_rps" 'BEGIN { printf "%.0f%%", 100 * a / b }')
+  printf '%-16s %8s %8s %8s %8s %8s %8s %10s %8s %6s %8s\n' "$setup" "${row[@]}" "$errors" "$share"
 done

@@ -261,10 +261,20 @@ async def soak(args: argparse.Namespace, pid: int) -> int:
           f"{args.model}, streams 1/{args.stream_every or '-'}, chained 1/{args.chain_every or '-'}; "
           f"server pid {pid} (tree {process_tree(pid)})")
     print(f"{'t s':>6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} {'late':>4} {'RSS MB':>7} "
-          f"{'fds':>5} {'thr':>4}")
+          f"{'fds':>5} {'thr':>4}" + (f" {'db MB':>7} {'WAL MB':>7}" if args.db else ""))
     samples: list[tuple[float, Memory]] = [(0.0, sample_memory(pid))]
     first = samples[0][1]
-    print(f"{0:6.0f} {'':>7} {'':>7} {'':>7} {'':>4} {'':>4} {first.rss_mb:7.1f} {first.fds:5d} {first.threads:4d}")
+    wal_sizes: list[float] = []
+
+    def disk() -> str:
+        if not args.db:
+            return ""
+        db, wal = file_mb(args.db), file_mb(args.db + "-wal")
+        wal_sizes.append(wal)
+        return f" {db:7.1f} {wal:7.1f}"
+
+    print(f"{0:6.0f} {'':>7} {'':>7} {'':>7} {'':>4} {'':>4} {first.rss_mb:7.1f} {first.fds:5d} {first.threads:4d}"
+          + disk())
     next_sample = start + args.sample
     while not all(t.done() for t in tasks):
         await asyncio.wait(tasks, timeout=max(0.0, next_sample - loop.time()))
@@ -277,7 +287,7 @@ async def soak(args: argparse.Namespace, pid: int) -> int:
         span = max(elapsed - samples[-2][0], 0.001)
         print(f"{elapsed:6.0f} {len(interval.latencies) / span:7.1f} {_pct(interval.latencies, 0.5):7.2f} "
               f"{_pct(interval.latencies, 0.99):7.2f} {interval.errors:4d} {interval.late:4d} {mem.rss_mb:7.1f} "
-              f"{mem.fds:5d} {mem.threads:4d}", flush=True)
+              f"{mem.fds:5d} {mem.threads:4d}" + disk(), flush=True)
         next_sample += args.sample
     for t in tasks:
         t.result()
@@ -295,7 +305,18 @@ async def soak(args: argparse.Namespace, pid: int) -> int:
     print(f"RSS after warm-up: first quarter {head:.1f} MB, last quarter {tail:.1f} MB, fitted slope "
           f"{slope:+.1f} MB/h ({fitted:+.1f} MB over the run); fds {min(fds)}..{max(fds)}")
     print(f"verdict: {'GROWS' if grows else 'flat'} (tolerance {args.tolerance_mb:g} MB over the run)")
-    return 1 if grows or failed_share > 0.01 else 0
+    wal_grows = bool(wal_sizes) and max(wal_sizes) > args.wal_limit_mb
+    if wal_sizes:
+        print(f"WAL: largest {max(wal_sizes):.1f} MB, last {wal_sizes[-1]:.1f} MB: "
+              f"{'GROWS' if wal_grows else 'bounded'} (limit {args.wal_limit_mb:g} MB)")
+    return 1 if grows or wal_grows or failed_share > 0.01 else 0
+
+
+def file_mb(path: str) -> float:
+    try:
+        return os.stat(path).st_size / 1e6
+    except OSError:
+        return 0.0
 
 
 def main() -> int:
@@ -313,6 +334,9 @@ def main() -> int:
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between memory samples")
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds left out of the verdict")
     parser.add_argument("--tolerance-mb", type=float, default=8.0)
+    parser.add_argument("--db", help="the server's SQLite database file: its size and its WAL's are sampled too")
+    parser.add_argument("--wal-limit-mb", type=float, default=150.0,
+                        help="a WAL larger than this is growth (respgate truncates past 64 MB)")
     parser.add_argument("--pid", type=int, help="the server's pid (default: whoever listens on the port)")
     args = parser.parse_args()
     if args.rate <= 0 or args.duration <= 0 or args.connections <= 0:

@@ -20,9 +20,10 @@ from respgate.deployments import Deployment
 from respgate.errors import ConfigError, RateLimitError
 from respgate.spend import SpendFilter, SpendTracker, build
 from respgate.spend.backends import MemorySpendLog, PostgresSpendLog, SqliteSpendLog, sibling_file
-from respgate.spend.rows import Row, end_user_of
+from respgate.spend.rows import COLUMNS, Row, end_user_of, row_of
 from respgate.spend.store import SpendLog
 from respgate.store.factory import DatabaseTarget
+from test_faults_store import write_lock_held_by_another_process
 from test_store import PG_DSN
 
 PRICED = Deployment("priced", "mock", "echo", model_info={"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
@@ -318,3 +319,42 @@ def test_sqlite_spend_rows_live_beside_the_responses_file(tmp_path: Path) -> Non
     assert t is not None and isinstance(t.backend, SqliteSpendLog)
     assert t.backend.path == str(tmp_path / "respgate.spend.db")
     assert sibling_file("/a/b.c/store", "spend") == "/a/b.c/store.spend"
+
+
+async def test_sqlite_rows_written_in_groups_read_back_whole(tmp_path: Path) -> None:
+    """Rows go in 32 to an INSERT, the rest one by one, in transactions of `chunk`: every column of every
+    row comes back as written, none twice, whatever the split."""
+    log = SqliteSpendLog(str(tmp_path / "s.spend.db"), chunk=50)
+    await log.open()
+    try:
+        calls = [make_call(ALICE if i % 3 else BOB) for i in range(103)]  # chunks 50+50+3: groups and singles
+        rows = [row_of(c, c.usage) for c in calls]
+        await log.write(rows)
+        await log.write(rows[:40])  # a retried batch: ignored by id
+        stored = await log.logs(SpendFilter(), 1000)
+    finally:
+        await log.close()
+    assert len(stored) == len(rows)
+    by_id = {r["id"]: r for r in stored}
+    for row in rows:
+        assert tuple(by_id[row[0]][c] for c in COLUMNS) == row
+
+
+async def test_sqlite_writes_wait_for_another_writer(tmp_path: Path) -> None:
+    """The loop never waits on a lock: while another process holds the file's write lock the batch goes
+    to the worker thread, which waits (busy timeout) and writes it once the lock is free."""
+    path = tmp_path / "s.spend.db"
+    log = SqliteSpendLog(str(path))
+    await log.open()
+    try:
+        call = make_call()
+        rows = [row_of(call, call.usage)]
+        with write_lock_held_by_another_process(path):
+            writing = asyncio.ensure_future(log.write(rows))
+            await asyncio.sleep(0.3)
+            assert not writing.done()  # waiting for the lock, off the loop (this test kept running)
+        await asyncio.wait_for(writing, 5)
+        [stored] = await log.logs(SpendFilter(), 10)
+        assert stored["request_id"] == call.request_id
+    finally:
+        await log.close()

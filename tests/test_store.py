@@ -409,3 +409,26 @@ def test_factory_rejects_other_urls(url: str) -> None:
         open_store(url)
     assert info.value.key == "general_settings.database_url"
     assert "secret" not in str(info.value)
+
+
+async def test_sqlite_wal_stays_bounded_under_steady_writes(tmp_path: Path) -> None:
+    """Saves never pausing (one per loop iteration, a read between them) must not starve the WAL's
+    checkpoints: a passive checkpoint never catches up with a writer that keeps appending, so the WAL would
+    grow for ever (a 10-minute soak left 2 GB beside a 380 MB database). Past `wal_limit` the writer
+    thread truncates it."""
+    path = tmp_path / "rg.db"
+    store = SqliteStore(str(path), wal_limit=256 * 1024)
+    await store.open()
+    text = "x" * 2000
+    wal = path.with_name("rg.db-wal")
+    largest = 0
+    try:
+        for i in range(3000):
+            await store.save(record(f"resp_{i}", response={"id": f"resp_{i}", "text": text}))
+            assert await store.get(f"resp_{i // 2}") is not None
+            largest = max(largest, wal.stat().st_size)
+    finally:
+        await store.close()
+    # Checked every 256 commits, so the WAL passes its limit by up to that many commits (about 8 MB of these
+    # records); without the truncation it reached 88 MB here, growing with every save.
+    assert largest < 16 * 1024 * 1024, f"the WAL grew to {largest} bytes"

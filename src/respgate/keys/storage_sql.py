@@ -91,6 +91,9 @@ class SqliteStorage:
                                check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # The response store checkpoints this file; a commit here would otherwise checkpoint (and fsync)
+        # the whole WAL the store wrote, each time.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute(_TABLE)
         for index in _INDEXES:
             conn.execute(index)

@@ -78,6 +78,12 @@ class Observability:
         if self.tracing is not None:
             await asyncio.to_thread(self.tracing.shutdown)
 
+    @property
+    def wants_pre_call(self) -> bool:
+        """Before the work there is only a span to start, pre-call callbacks, and (SDK; the proxy has
+        done it) the request id to bind to the log context."""
+        return self._sdk or self.tracing is not None or bool(self._config_set.pre)
+
     async def pre_call(self, call: Call) -> None:
         bind_request_id(call.request_id)
         cbs = self.callbacks()
@@ -100,6 +106,8 @@ class Observability:
                 self.tracing.end(call)
             except Exception as e:
                 log.error("tracing failed at post_call: %s", type(e).__name__, exc_info=e)
+        if not self._sdk and not self._config_set:
+            return  # no callbacks (the proxy's config has none, and only the SDK's can appear later)
         cbs = self.callbacks()
         failed = is_failure(call)
         handlers = cbs.failure if failed else cbs.success

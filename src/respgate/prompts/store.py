@@ -134,6 +134,9 @@ class SqlitePromptStore:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # The response store checkpoints this file; a commit here would otherwise checkpoint (and fsync)
+            # the whole WAL the store wrote, each time.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             conn.execute(_SQLITE_SCHEMA)
         except sqlite3.Error:
             conn.close()

@@ -6,6 +6,7 @@ Every route answers with and without the `/v1` prefix, as LiteLLM's and OpenAI's
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -62,8 +63,11 @@ def error_response(err: RespgateError) -> Response:
 class Proxy:
     """Holds the gateway and the settings the routes need; `app` is the ASGI application."""
 
-    def __init__(self, config: Config, gateway: Gateway | None = None) -> None:
+    def __init__(self, config: Config, gateway: Gateway | None = None, *, server_process: bool = False) -> None:
+        """`server_process`: this app is the process's whole job (`respgate serve`), so it may tune the
+        process's garbage collector once started (`tune_gc`)."""
         self.config = config
+        self.server_process = server_process
         self.gateway = gateway or Gateway(config, open_store(config.general.database_url),
                                           database=database_target(config.general.database_url))
         self.auth = Authenticator(config.general.master_key, self.gateway.platform.keys)
@@ -170,6 +174,8 @@ class Proxy:
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await self.gateway.start()
+        if self.server_process:
+            tune_gc()
         try:
             # The server's protocol (security/http.py) reads its request-head limits from the lifespan state.
             yield {LIMITS_STATE: self.server_limits}
@@ -435,6 +441,20 @@ def _request_id(raw: bytes) -> str | None:
 
 def _header_dict(call: Call) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in _call_headers(call)}
+
+
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Once the server has started: everything made so far (config, providers, price table, the openai
+    types) lives as long as the process, so move it out of the collector's sight (`gc.freeze`), and
+    collect the youngest generation every 20,000 allocations instead of 700. A full collection walked
+    those objects on every few hundred requests: measured on one worker, 20-29% more requests per
+    second and no 25 ms pauses (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _call_headers(call: Call) -> list[tuple[bytes, bytes]]:

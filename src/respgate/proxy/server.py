@@ -20,7 +20,7 @@ HTTP_PROTOCOL = "respgate.security.http:GuardedHttpToolsProtocol"
 def app_from_env() -> Any:
     config = load_config(os.environ.get(CONFIG_ENV) or None)
     logs.install(config)  # each worker is its own process: request ids and redaction there too
-    return Proxy(config).app
+    return Proxy(config, server_process=True).app
 
 
 def uvicorn_limits(config: Config) -> dict[str, Any]:

@@ -53,6 +53,8 @@ class SpendTracker:
 
     # -- the hook -------------------------------------------------------------------------------------
 
+    wants_pre_call = False  # prices and logs after the call only
+
     async def pre_call(self, call: Call) -> None:
         return None
 
@@ -103,8 +105,11 @@ class SpendTracker:
     async def _run(self) -> None:
         next_purge = time.monotonic()
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancel meeting wait_for's timeout can be lost,
+            # and close() waited for ever on this task.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()

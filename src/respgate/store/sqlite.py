@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -134,16 +135,20 @@ class _Write:
 
 _STOP = object()
 _CHECKPOINT = object()  # asks the writer thread for a passive WAL checkpoint
-_CHECKPOINT_EVERY = 256  # inline commits between checkpoints (WAL stays a few MB at most)
+_CHECKPOINT_EVERY = 256  # inline commits between checkpoints
+# A passive checkpoint never finishes while the loop keeps committing, and a WAL is only rewritten from its
+# start after one has; past this size the writer thread truncates it (writers wait for that moment).
+WAL_LIMIT = 64 * 1024 * 1024
 
 
 class SqliteStore(SqliteConversations):
     """`Store` on one SQLite file. `commits` counts committed write transactions."""
 
     def __init__(self, path: str, *, busy_timeout: float = 5.0, readers: int = 2,
-                 inline_writes: bool = True, inline_reads: bool = True) -> None:
+                 inline_writes: bool = True, inline_reads: bool = True, wal_limit: int = WAL_LIMIT) -> None:
         self.path = str(Path(path).expanduser())
         self.busy_timeout = busy_timeout
+        self.wal_limit = wal_limit
         self.commits = 0
         self._readers = readers
         self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
@@ -390,7 +395,7 @@ class SqliteStore(SqliteConversations):
         try:
             if conn is None:
                 conn = self._connect(writer=True)
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            checkpoint(conn, self.path, self.wal_limit)
         except sqlite3.Error as exc:
             log.warning("response store checkpoint failed: %s", exc)
         return conn
@@ -503,6 +508,16 @@ class SqliteStore(SqliteConversations):
             conn.close()
             raise
         return conn
+
+
+def checkpoint(conn: sqlite3.Connection, path: str, wal_limit: int) -> None:
+    """A passive checkpoint, or one that empties the WAL once it is past `wal_limit` (it waits for the
+    writers of the moment). Shared with the spend log's SQLite file."""
+    try:
+        wal = os.stat(path + "-wal").st_size
+    except OSError:
+        wal = 0
+    conn.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if wal > wal_limit else 'PASSIVE'})")
 
 
 def join_events(events: Sequence[bytes]) -> bytes:

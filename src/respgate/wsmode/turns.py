@@ -23,6 +23,7 @@ from ..errors import GatewayTimeoutError, RespgateError
 from ..events import LIFECYCLE_TYPES, Event
 from ..gateway import Gateway
 from ..ids import decode_response_id
+from ..observe import logs
 from . import protocol as p
 from .limits import Limits
 from .state import Cached, Json, Steer, Turn
@@ -120,6 +121,7 @@ class Runner:
             body = self._continue(turn)
             turn.sent_input = body.get("input")
             call = turn.call = Call(self.principal, body, stream=True)
+            logs.bind_request_id(call.request_id)  # this turn's log lines carry its id, as an HTTP request's do
             deployment = self._deployment_for(body) if self._deployment_for is not None else None
             async with asyncio.timeout(self.limits.request_timeout):
                 events = await self.gateway.stream(body, self.principal, deployment, call=call)

@@ -30,7 +30,7 @@ from openai import OpenAI
 from conftest import MASTER_KEY
 from procs import ProxyProcess, ProxyProcesses
 from test_durability import create_json, create_streamed
-from test_store import PG_DSN
+from test_store import PG_DSN, fresh_pg_schema
 
 pytestmark = pytest.mark.slow
 
@@ -175,20 +175,8 @@ def assert_rows_whole_any_status(db: Path) -> int:
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    name = f"rg_kill_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE SCHEMA "{name}"'))
-    try:
+    with fresh_pg_schema("rg_kill") as name:
         yield name
-    finally:
-        asyncio.run(run(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
 
 def pg_rows_whole(schema: str) -> int:

@@ -15,7 +15,6 @@ import asyncio
 import resource
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from respgate.store.sqlite import SqliteStore
 from sse import parse_sse
 from test_durability import assert_rows_whole
 from test_faults_upstream import WatchedProxy
-from test_store import PG_DSN
+from test_store import PG_DSN, fresh_pg_schema
 
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 TIMEOUT = 20.0
@@ -225,20 +224,8 @@ def test_sqlite_file_read_only(tmp_path: Path) -> None:
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    name = f"rg_faults_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE SCHEMA "{name}"'))
-    try:
+    with fresh_pg_schema("rg_faults") as name:
         yield name
-    finally:
-        asyncio.run(run(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ Each module run has its own schema (dropped after) and key prefix; keys are fres
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import time
@@ -18,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 import openai
 import orjson
@@ -30,7 +28,7 @@ from conftest import MASTER_KEY
 from grammar import check_stream
 from procs import ProxyProcess, free_port, serve_command
 from test_faults_kill import seed
-from test_store import PG_DSN
+from test_store import PG_DSN, fresh_pg_schema
 
 pytestmark = pytest.mark.slow
 
@@ -81,20 +79,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    name = f"rg_instances_{uuid.uuid4().hex[:12]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG_DSN, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE SCHEMA "{name}"'))
-    try:
+    with fresh_pg_schema("rg_instances") as name:
         yield name
-    finally:
-        asyncio.run(run(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,26 @@ from respgate.store.postgres import PostgresStore
 from respgate.store.sqlite import SqliteStore
 
 PG_DSN = os.environ.get("RESPGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def fresh_pg_schema(prefix: str) -> Iterator[str]:
+    """A new, empty schema on the test PostgreSQL (for a server process to point its search_path at),
+    dropped with everything in it afterwards. For synchronous tests; async ones use `pg_schema`."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(PG_DSN, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield name
+    finally:
+        asyncio.run(run(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
 
 
 def record(

@@ -134,10 +134,12 @@ class _Write:
 
 
 _STOP = object()
-_CHECKPOINT = object()  # asks the writer thread for a passive WAL checkpoint
+_CHECKPOINT = object()  # asks the writer thread for a WAL checkpoint
 _CHECKPOINT_EVERY = 256  # inline commits between checkpoints
 # A passive checkpoint never finishes while the loop keeps committing, and a WAL is only rewritten from its
-# start after one has; past this size the writer thread truncates it (writers wait for that moment).
+# start after one has; past this size the writer thread truncates it. A truncation must find no writer at
+# all, and the loop would take the lock back between its busy-waits for ever: so until it is done the
+# loop's saves go to the writer thread's queue, behind it (`_draining`).
 WAL_LIMIT = 64 * 1024 * 1024
 
 
@@ -164,6 +166,7 @@ class SqliteStore(SqliteConversations):
         self._inline_conn: sqlite3.Connection | None = None
         self._pending: list[_Write] = []
         self._inline_commits = 0
+        self._draining = False  # a truncating checkpoint is queued: saves go through the writer thread
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -276,7 +279,7 @@ class SqliteStore(SqliteConversations):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         write = _Write(apply, future, loop)
-        if self.inline_writes and self._inline_loop in (None, loop):
+        if self.inline_writes and self._inline_loop in (None, loop) and not self._draining:
             self._inline_loop = loop
             if not self._pending:
                 loop.call_soon(self._flush_inline)
@@ -329,6 +332,7 @@ class SqliteStore(SqliteConversations):
             if not write.future.done():
                 write.future.set_result(value)
         if self._inline_commits % _CHECKPOINT_EVERY == 0:
+            self._draining = wal_size(self.path) > self.wal_limit
             self._queue.put(_CHECKPOINT)
 
     # -- the writer thread -------------------------------------------------------------------
@@ -398,6 +402,8 @@ class SqliteStore(SqliteConversations):
             checkpoint(conn, self.path, self.wal_limit)
         except sqlite3.Error as exc:
             log.warning("response store checkpoint failed: %s", exc)
+        finally:
+            self._draining = False  # the loop commits again (a failed truncation is retried later)
         return conn
 
     # -- reads -------------------------------------------------------------------------------
@@ -510,14 +516,17 @@ class SqliteStore(SqliteConversations):
         return conn
 
 
+def wal_size(path: str) -> int:
+    try:
+        return os.stat(path + "-wal").st_size
+    except OSError:
+        return 0
+
+
 def checkpoint(conn: sqlite3.Connection, path: str, wal_limit: int) -> None:
     """A passive checkpoint, or one that empties the WAL once it is past `wal_limit` (it waits for the
-    writers of the moment). Shared with the spend log's SQLite file."""
-    try:
-        wal = os.stat(path + "-wal").st_size
-    except OSError:
-        wal = 0
-    conn.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if wal > wal_limit else 'PASSIVE'})")
+    writers of the moment). Shared with the spend log's SQLite file, whose writes wait for it."""
+    conn.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if wal_size(path) > wal_limit else 'PASSIVE'})")
 
 
 def join_events(events: Sequence[bytes]) -> bytes:

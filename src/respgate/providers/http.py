@@ -102,6 +102,10 @@ class IdleWatch:
             self._timer = self._loop.call_at(now + self._idle, self._check)
         elif now >= self._last + self._idle:
             self._resp.content.set_exception(aiohttp.ServerTimeoutError("no event within the stream timeout"))
+            # aiohttp's readline checks for an exception only when it starts: set while it was between two
+            # waits (bytes had just come), the exception would wake nobody and a trickle would hold the read
+            # for ever. So again shortly, until the read raises and the stream's end cancels this timer.
+            self._timer = self._loop.call_at(now + min(self._idle, 0.05), self._check)
         else:
             self._timer = self._loop.call_at(self._last + self._idle, self._check)
 

@@ -16,7 +16,7 @@ from respgate.keys.manager import KeyManager
 from respgate.keys.shared import SharedLimits
 from respgate.keys.storage import MemoryStorage
 from respgate.router import RedisSettings, redis_client
-from test_keys_helpers import Clock, call, finish, manager, new_key
+from test_keys_helpers import Clock, admin, call, finish, manager, new_key
 
 REDIS = RedisSettings(host="127.0.0.1", port=6379)
 
@@ -115,3 +115,93 @@ async def test_a_redis_outage_falls_back_to_local_counters_with_one_warning(
         assert len(warnings) == 1
     finally:
         await m.close()
+
+
+async def test_concurrent_admissions_share_round_trips_and_count_exactly(
+        pair: tuple[KeyManager, KeyManager]) -> None:
+    one, two = pair
+    key = await new_key(one, rpm_limit=25)
+    assert one.shared is not None and two.shared is not None
+    scripts = 0
+    real = one.shared._admit
+
+    async def counted(**kwargs: list[str]) -> object:
+        nonlocal scripts
+        scripts += 1
+        return await real(**kwargs)
+
+    one.shared._admit = counted  # type: ignore[assignment]
+    results = await asyncio.gather(*(call(m, key) for m in (one, two) for _ in range(20)), return_exceptions=True)
+    admitted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, RateLimitError)]
+    assert len(admitted) == 25 and len(refused) == 15  # judged one by one inside each batch
+    assert scripts < 20  # the instance's 20 calls went in fewer scripts than calls
+
+
+async def test_a_call_cancelled_while_its_admission_is_in_flight_gives_its_slot_back(
+        pair: tuple[KeyManager, KeyManager]) -> None:
+    one, two = pair
+    key = await new_key(one, max_parallel_requests=1)
+    assert one.shared is not None
+    sent = asyncio.Event()
+    go_on = asyncio.Event()
+    real = one.shared._admit
+
+    async def held_up(**kwargs: list[str]) -> object:
+        sent.set()
+        await go_on.wait()
+        return await real(**kwargs)
+
+    one.shared._admit = held_up  # type: ignore[assignment]
+    pending = asyncio.create_task(call(one, key))
+    await sent.wait()
+    pending.cancel()  # the client went away; Redis still admits the call
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+
+    async def admitted() -> bool:
+        try:
+            c = await call(two, key)
+        except RateLimitError:
+            return False
+        await finish(two, c)
+        return True
+
+    await eventually(admitted, timeout=3.0)  # not after the 900 s a lost slot takes to expire
+
+
+async def test_tokens_and_spend_written_in_sums_lose_nothing(pair: tuple[KeyManager, KeyManager]) -> None:
+    one, two = pair
+    key = await new_key(one, tpm_limit=1_000_000, max_budget=1000.0)
+    calls = await asyncio.gather(*(call(m, key) for m in (one, two) for _ in range(30)))
+    await asyncio.gather(*(finish(m, c, cost=0.25, tokens=10)
+                           for m, c in zip([one] * 30 + [two] * 30, calls, strict=True)))
+    assert one.shared is not None
+    for m in (one, two):
+        assert m.shared is not None
+        await asyncio.wait_for(m.shared._idle.wait(), 5)
+    client = redis_client(REDIS)
+    try:
+        names = [name async for name in client.scan_iter(match=one.shared._prefix + "*")]
+        tpm = [n for n in names if b":tpm:" in n]
+        spend = [n for n in names if b":spend:" in n]
+        assert len(tpm) == 1 and int(await client.get(tpm[0])) == 600
+        assert len(spend) == 1 and float(await client.get(spend[0])) == pytest.approx(15.0)
+    finally:
+        await client.aclose()
+
+
+async def test_a_batch_of_calls_from_two_keys_of_one_team_holds_every_limit(
+        pair: tuple[KeyManager, KeyManager]) -> None:
+    one, two = pair
+    team = await admin(one).new_team({"rpm_limit": 10})
+    first = await new_key(one, team_id=team["team_id"], rpm_limit=4)
+    second = await new_key(one, team_id=team["team_id"], rpm_limit=8)
+    results = await asyncio.gather(*(call(m, k) for m in (one, two) for k in (first, second) for _ in range(6)),
+                                   return_exceptions=True)
+    admitted = [r for r in results if not isinstance(r, BaseException)]
+    assert all(isinstance(r, RateLimitError) for r in results if isinstance(r, BaseException))
+    tokens = [(await one.verify(k)).token for k in (first, second)]
+    by_key = [sum(1 for c in admitted if c.principal.token == token) for token in tokens]
+    assert len(admitted) == 10 and by_key == [4, 6]  # the team's 10 are shared, each key within its own

@@ -1,16 +1,20 @@
 """Limits shared by every instance through Redis: rpm / tpm per minute, calls in flight, and the
 spend budgets are checked against.
 
-Admission is one Lua script (one round trip, atomic): for each entity of the call (key, team, user,
-customer) it checks the budget against the shared spend, the minute's requests and tokens, and the
-calls in flight; only when all pass does it count the request and add the call to the in-flight set.
-Calls in flight are a sorted set of call ids scored by start time, so a slot whose release was lost
-(an instance died, Redis blinked) frees itself after `slot_ttl` seconds instead of leaking.
+Admission is one Lua script (atomic): for each entity of a call (key, team, user, customer) it checks
+the budget against the shared spend, the minute's requests and tokens, and the calls in flight; only
+when all pass does it count the request and add the call to the in-flight set. The calls that arrive
+while a script is in flight wait and go together in the next one (each still judged in turn, as if
+sent alone): under load one round trip admits many calls, since redis-py's per-command work, not
+Redis, is what a round trip costs this process. Calls in flight are a sorted set of call ids scored by
+start time, so a slot whose release was lost (an instance died, Redis blinked) frees itself after
+`slot_ttl` seconds instead of leaking.
 
-What ends a call (release the slot, add tokens, add spend) is queued and written by one background
-task in pipelined batches: the request path never waits for Redis after admission. Spend for a
-period is seeded from the caller's own view the first time it is added, so a budget survives Redis
-restarts as well as the database's last flush allows.
+What ends a call (release the slot, add tokens, add spend) is summed in memory per Redis key and
+written by one background task in pipelined batches: the request path never waits for Redis after
+admission, and a busy key costs a few commands per batch, not per call. Spend for a period is seeded
+from the caller's own view the first time it is added, so a budget survives Redis restarts as well as
+the database's last flush allows.
 
 Any Redis failure switches to this instance's local counters for `retry_interval` seconds, with
 one warning (and one when Redis is back): limits then hold per instance, requests never fail for it.
@@ -23,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -33,48 +37,65 @@ from .records import Entity
 log = logging.getLogger("respgate.keys")
 _WINDOW_TTL = 120  # seconds a minute's counter lives: a little longer than its minute
 _SPEND_TTL = 7 * 86400  # a spend without a budget period is re-seeded from the database after this
-_BATCH = 512
+_ADMIT_BATCH = 256  # calls per admission script at most
 
+# ARGV: window ttl, slot ttl, the number of entities, then per entity its rpm, tpm, parallel and budget
+# limits (-1: none) and the caller's view of its spend, then per call its entity count, now, its id and
+# its entities' indexes (from 0). KEYS: per entity its rpm, tpm, in-flight set and spend. Each entity
+# appears once however many calls of the batch it is in. Returns per call {0} (admitted) or
+# {which of its entities, the limit, its value}.
 _ADMIT = """
-local n = #KEYS / 4
-local now = tonumber(ARGV[2])
-local age = tonumber(ARGV[3])
-for i = 0, n - 1 do
-  local k, a = i * 4, 4 + i * 5
-  local budget = tonumber(ARGV[a + 4])
-  if budget >= 0 then
-    local spent = tonumber(redis.call('GET', KEYS[k + 4]) or ARGV[a + 5])
-    if spent >= budget then return {i + 1, 'budget', tostring(spent)} end
+local out, c = {}, 0
+local age = tonumber(ARGV[2])
+local a = 3 + tonumber(ARGV[3]) * 5
+while a < #ARGV do
+  local n, now, member = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local refusal = nil
+  for i = 1, n do
+    local e = tonumber(ARGV[a + 3 + i])
+    local ki, ai = e * 4, 3 + e * 5
+    local budget = tonumber(ARGV[ai + 4])
+    if budget >= 0 then
+      local spent = tonumber(redis.call('GET', KEYS[ki + 4]) or ARGV[ai + 5])
+      if spent >= budget then refusal = {i, 'budget', tostring(spent)} break end
+    end
+    local rpm = tonumber(ARGV[ai + 1])
+    if rpm >= 0 then
+      local used = tonumber(redis.call('GET', KEYS[ki + 1]) or '0')
+      if used >= rpm then refusal = {i, 'rpm', tostring(used)} break end
+    end
+    local tpm = tonumber(ARGV[ai + 2])
+    if tpm >= 0 then
+      local used = tonumber(redis.call('GET', KEYS[ki + 2]) or '0')
+      if used >= tpm then refusal = {i, 'tpm', tostring(used)} break end
+    end
+    local par = tonumber(ARGV[ai + 3])
+    if par >= 0 then
+      redis.call('ZREMRANGEBYSCORE', KEYS[ki + 3], '-inf', now - age)
+      local used = redis.call('ZCARD', KEYS[ki + 3])
+      if used >= par then refusal = {i, 'parallel', tostring(used)} break end
+    end
   end
-  local rpm = tonumber(ARGV[a + 1])
-  if rpm >= 0 then
-    local used = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
-    if used >= rpm then return {i + 1, 'rpm', tostring(used)} end
+  if refusal == nil then
+    for i = 1, n do
+      local e = tonumber(ARGV[a + 3 + i])
+      local ki, ai = e * 4, 3 + e * 5
+      if tonumber(ARGV[ai + 1]) >= 0 then
+        redis.call('INCR', KEYS[ki + 1])
+        redis.call('EXPIRE', KEYS[ki + 1], ARGV[1])
+      end
+      if tonumber(ARGV[ai + 3]) >= 0 then
+        redis.call('ZADD', KEYS[ki + 3], now, member)
+        redis.call('EXPIRE', KEYS[ki + 3], ARGV[2])
+      end
+    end
+    refusal = {0}
   end
-  local tpm = tonumber(ARGV[a + 2])
-  if tpm >= 0 then
-    local used = tonumber(redis.call('GET', KEYS[k + 2]) or '0')
-    if used >= tpm then return {i + 1, 'tpm', tostring(used)} end
-  end
-  local par = tonumber(ARGV[a + 3])
-  if par >= 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', now - age)
-    local used = redis.call('ZCARD', KEYS[k + 3])
-    if used >= par then return {i + 1, 'parallel', tostring(used)} end
-  end
+  c = c + 1
+  out[c] = refusal
+  a = a + 3 + n
 end
-for i = 0, n - 1 do
-  local k, a = i * 4, 4 + i * 5
-  if tonumber(ARGV[a + 1]) >= 0 then
-    redis.call('INCR', KEYS[k + 1])
-    redis.call('EXPIRE', KEYS[k + 1], ARGV[1])
-  end
-  if tonumber(ARGV[a + 3]) >= 0 then
-    redis.call('ZADD', KEYS[k + 3], now, ARGV[4])
-    redis.call('EXPIRE', KEYS[k + 3], ARGV[3])
-  end
-end
-return {0}
+return out
 """
 
 Refusal = tuple[Entity, str, float]  # the entity, which limit ("budget" | "rpm" | "tpm" | "parallel"), its value
@@ -88,6 +109,35 @@ def _limit(value: float | None) -> str:
     return "-1" if value is None else repr(value)
 
 
+@dataclass
+class _Admission:
+    entities: Sequence[Entity]
+    keys: list[tuple[str, str, str, str]]  # per entity: its rpm, tpm, in-flight and spend keys
+    limits: list[tuple[str, str, str, str, str]]  # per entity: its limits and spend, as the script reads them
+    now: str
+    member: str
+    future: asyncio.Future[Refusal | None]
+
+
+@dataclass
+class _Spend:
+    seed: float  # the caller's view before the first amount, used if Redis has none
+    amount: float = 0.0
+    ttl: int = _SPEND_TTL
+
+
+@dataclass
+class _Pending:
+    """What ends calls, summed per Redis key until the writer takes it."""
+    released: dict[str, list[str]] = field(default_factory=dict)  # in-flight set -> call ids
+    tokens: dict[str, int] = field(default_factory=dict)
+    spend: dict[str, _Spend] = field(default_factory=dict)
+    forgotten: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.released or self.tokens or self.spend or self.forgotten)
+
+
 class SharedLimits:
     def __init__(self, client: aioredis.Redis, *, prefix: str = "respgate:keys:", slot_ttl: float = 900.0,
                  retry_interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -98,7 +148,13 @@ class SharedLimits:
         self._clock = clock
         self._down_until: float | None = None
         self._admit = client.register_script(_ADMIT)
-        self._queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._admissions: list[_Admission] = []
+        self._admitting = False  # a script is in flight; new calls wait for the next one
+        self._admitter: asyncio.Task[None] | None = None
+        self._pending = _Pending()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # nothing pending and nothing being written
+        self._idle.set()
         self._writer: asyncio.Task[None] | None = None
 
     @property
@@ -110,7 +166,9 @@ class SharedLimits:
 
     async def close(self) -> None:
         if self._writer is not None:
-            await self._drain()
+            with contextlib.suppress(TimeoutError):  # wait (a little) for what is pending to be written
+                async with asyncio.timeout(2.0):
+                    await self._idle.wait()
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
@@ -140,74 +198,129 @@ class SharedLimits:
 
     async def admit(self, entities: Sequence[Entity], minute: int, now: float, member: str) -> Refusal | None:
         """Check and count one call; raises SharedUnavailable when Redis does not answer."""
-        keys: list[str] = []
-        args: list[str] = [str(_WINDOW_TTL), repr(now), str(self._slot_ttl), member]
         suffix = f":{minute}"
-        for e in entities:
-            keys += [self._k("rpm", e, suffix), self._k("tpm", e, suffix), self._k("par", e), self.spend_key(e)]
-            args += [_limit(e.rpm_limit), _limit(e.tpm_limit), _limit(e.max_parallel), _limit(e.max_budget),
-                     repr(e.spend)]
+        keys = [(self._k("rpm", e, suffix), self._k("tpm", e, suffix), self._k("par", e), self.spend_key(e))
+                for e in entities]
+        limits = [(_limit(e.rpm_limit), _limit(e.tpm_limit), _limit(e.max_parallel), _limit(e.max_budget),
+                   repr(e.spend)) for e in entities]
+        future: asyncio.Future[Refusal | None] = asyncio.get_running_loop().create_future()
+        self._admissions.append(_Admission(entities, keys, limits, repr(now), member, future))
+        if not self._admitting:
+            self._admitting = True
+            self._admitter = asyncio.get_running_loop().create_task(self._admit_waiting())
+        return await future
+
+    async def _admit_waiting(self) -> None:
+        """Send the waiting calls' admissions, a script at a time, until none wait."""
         try:
-            reply = await self._admit(keys=keys, args=args)
+            while self._admissions:
+                batch = [call for call in self._admissions[:_ADMIT_BATCH] if not call.future.cancelled()]
+                del self._admissions[:_ADMIT_BATCH]
+                if batch:
+                    await self._admit_batch(batch)
+        finally:
+            self._admitting = False
+
+    async def _admit_batch(self, batch: list[_Admission]) -> None:
+        index: dict[tuple[str, str, str, str], str] = {}  # an entity's keys -> its index in the script
+        keys: list[str] = []
+        limits: list[str] = []
+        calls: list[str] = []
+        for call in batch:
+            calls += (str(len(call.keys)), call.now, call.member)
+            for names, values in zip(call.keys, call.limits, strict=True):
+                i = index.get(names)
+                if i is None:
+                    i = index[names] = str(len(index))
+                    keys += names
+                    limits += values
+                calls.append(i)
+        args = [str(_WINDOW_TTL), str(self._slot_ttl), str(len(index)), *limits, *calls]
+        try:
+            replies = await self._admit(keys=keys, args=args)
+            self._recovered()
+            for call, reply in zip(batch, replies, strict=True):
+                self._answer(call, reply)
         except (RedisError, OSError, TimeoutError) as error:
             self._failed(error)
-            raise SharedUnavailable from None
-        self._recovered()
+        except Exception as error:  # a bug here must not leave calls waiting for ever
+            log.error("keys: Redis admission failed: %s", type(error).__name__, exc_info=error)
+        finally:
+            for call in batch:
+                if not call.future.done():
+                    call.future.set_exception(SharedUnavailable())
+
+    def _answer(self, call: _Admission, reply: list[bytes | int | str]) -> None:
         index = int(reply[0])
         if index == 0:
-            return None
+            if call.future.cancelled():  # its caller is gone: give back the slots it would have held
+                self.release([e for e in call.entities if e.max_parallel is not None], call.member)
+            else:
+                call.future.set_result(None)
+            return
+        if call.future.cancelled():
+            return
         what = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
-        return entities[index - 1], what, float(reply[2])
+        call.future.set_result((call.entities[index - 1], what, float(reply[2])))
 
-    # -- what ends a call (queued) -----------------------------------------------------------------------
+    # -- what ends a call (summed, written in the background) ----------------------------------------------
+
+    def _changed(self) -> None:
+        self._idle.clear()
+        self._wake.set()
 
     def release(self, entities: Sequence[Entity], member: str) -> None:
         for e in entities:
-            self._queue.put_nowait(("zrem", self._k("par", e), member))
+            self._pending.released.setdefault(self._k("par", e), []).append(member)
+        if entities:
+            self._changed()
 
     def add_tokens(self, e: Entity, minute: int, tokens: int) -> None:
-        self._queue.put_nowait(("tokens", self._k("tpm", e, f":{minute}"), tokens))
+        key = self._k("tpm", e, f":{minute}")
+        tokens_by_key = self._pending.tokens
+        tokens_by_key[key] = tokens_by_key.get(key, 0) + tokens
+        self._changed()
 
     def add_spend(self, e: Entity, seed: float, amount: float, ttl: float | None) -> None:
         """`seed` is the caller's view of the period's spend before `amount`, used if Redis has none."""
-        self._queue.put_nowait(("spend", self.spend_key(e), seed, amount, int(ttl or _SPEND_TTL)))
+        key = self.spend_key(e)
+        pending = self._pending.spend.get(key)
+        if pending is None:
+            pending = self._pending.spend[key] = _Spend(seed)
+        pending.amount += amount
+        pending.ttl = int(ttl or _SPEND_TTL)
+        self._changed()
 
     def forget_spend(self, e: Entity) -> None:
         """An admin set the spend: the next addition re-seeds from the new value."""
-        self._queue.put_nowait(("del", self.spend_key(e)))
-
-    async def _drain(self) -> None:
-        """Wait (a little) for what is queued to be written."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
-                await self._queue.join()
+        key = self.spend_key(e)
+        self._pending.spend.pop(key, None)  # the admin's value replaces what was added before it
+        self._pending.forgotten.add(key)
+        self._changed()
 
     async def _write_loop(self) -> None:
         while True:
-            ops = [await self._queue.get()]
-            while len(ops) < _BATCH and not self._queue.empty():
-                ops.append(self._queue.get_nowait())
-            try:
-                if self.available:  # else local counters took over; these belong to calls before the outage
-                    await self._write(ops)
-            finally:
-                for _ in ops:
-                    self._queue.task_done()
+            await self._wake.wait()
+            self._wake.clear()
+            pending, self._pending = self._pending, _Pending()
+            if pending and self.available:  # else local counters took over; these belong to calls before the outage
+                await self._write(pending)
+            if not self._pending:
+                self._idle.set()
 
-    async def _write(self, ops: list[tuple[Any, ...]]) -> None:
+    async def _write(self, pending: _Pending) -> None:
         pipe = self._redis.pipeline(transaction=False)
-        for op in ops:
-            if op[0] == "zrem":
-                pipe.zrem(op[1], op[2])
-            elif op[0] == "tokens":
-                pipe.incrby(op[1], op[2])
-                pipe.expire(op[1], _WINDOW_TTL)
-            elif op[0] == "spend":
-                pipe.set(op[1], repr(op[2]), nx=True, ex=op[4])
-                pipe.incrbyfloat(op[1], op[3])
-                pipe.expire(op[1], op[4])
-            else:
-                pipe.delete(op[1])
+        for key, members in pending.released.items():
+            pipe.zrem(key, *members)
+        for key, tokens in pending.tokens.items():
+            pipe.incrby(key, tokens)
+            pipe.expire(key, _WINDOW_TTL)
+        if pending.forgotten:
+            pipe.delete(*pending.forgotten)
+        for key, spend in pending.spend.items():
+            pipe.set(key, repr(spend.seed), nx=True, ex=spend.ttl)
+            pipe.incrbyfloat(key, spend.amount)
+            pipe.expire(key, spend.ttl)
         try:
             await pipe.execute()
         except (RedisError, OSError, TimeoutError) as error:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from genai_prices import Usage, calc_price
 
+from respgate.calls import Call, Principal, Tokens
 from respgate.deployments import Deployment
 from respgate.spend import TokenPrices, cost_of, price_usage, token_prices
 
@@ -187,3 +188,16 @@ def test_the_bundled_price_table_is_used_never_a_download() -> None:
     token_prices(Deployment("g", "openai", "gpt-4o-mini"))
     snapshot = data_snapshot.get_snapshot()
     assert snapshot.from_auto_update is False and data_snapshot._custom_snapshot is None
+
+
+def test_a_calls_tokens_are_read_once_from_either_usage_shape() -> None:
+    call = Call(Principal(), {"model": "m"})
+    assert call.tokens is None
+    call.response = {"usage": {"input_tokens": 10, "output_tokens": 4, "total_tokens": 14,
+                               "input_tokens_details": {"cached_tokens": 3, "cache_write_tokens": 2},
+                               "output_tokens_details": {"reasoning_tokens": 1}}}
+    first = call.tokens
+    assert first == Tokens(10, 4, 14, 3, 2, 1) and call.tokens is first  # read once
+    call.response = {"usage": {"prompt_tokens": 7, "completion_tokens": True, "prompt_tokens_details":
+                               {"cached_tokens": -1}}}  # a new Response is read again; odd counts are 0
+    assert call.tokens == Tokens(7, 0, 7, 0, 0, 0)

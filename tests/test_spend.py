@@ -328,7 +328,7 @@ async def test_sqlite_rows_written_in_groups_read_back_whole(tmp_path: Path) -> 
     await log.open()
     try:
         calls = [make_call(ALICE if i % 3 else BOB) for i in range(103)]  # chunks 50+50+3: groups and singles
-        rows = [row_of(c, c.usage) for c in calls]
+        rows = [row_of(c, c.tokens) for c in calls]
         await log.write(rows)
         await log.write(rows[:40])  # a retried batch: ignored by id
         stored = await log.logs(SpendFilter(), 1000)
@@ -348,7 +348,7 @@ async def test_sqlite_writes_wait_for_another_writer(tmp_path: Path) -> None:
     await log.open()
     try:
         call = make_call()
-        rows = [row_of(call, call.usage)]
+        rows = [row_of(call, call.tokens)]
         with write_lock_held_by_another_process(path):
             writing = asyncio.ensure_future(log.write(rows))
             await asyncio.sleep(0.3)

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from .deployments import Deployment
@@ -49,6 +49,38 @@ class Principal:
     limits: Any = None
 
 
+class Tokens(NamedTuple):
+    """A call's usage as every hook reads it (cost, spend row, metrics, limits, traces): counts >= 0,
+    from Responses' names or Chat Completions' (`prompt_tokens`, ...). `total` is the upstream's when
+    it gave one, else input + output."""
+
+    input: int
+    output: int
+    total: int
+    cached: int  # input read from the cache (part of `input`)
+    cache_write: int  # input written to the cache (part of `input`)
+    reasoning: int  # part of `output`
+
+
+def tokens_of(usage: dict[str, Any]) -> Tokens:
+    get = usage.get
+    inp = _count(get("input_tokens") if "input_tokens" in usage else get("prompt_tokens"))
+    out = _count(get("output_tokens") if "output_tokens" in usage else get("completion_tokens"))
+    cached = written = reasoning = 0
+    details = get("input_tokens_details") or get("prompt_tokens_details")
+    if isinstance(details, dict):
+        cached = _count(details.get("cached_tokens"))
+        written = _count(details.get("cache_write_tokens"))
+    details = get("output_tokens_details") or get("completion_tokens_details")
+    if isinstance(details, dict):
+        reasoning = _count(details.get("reasoning_tokens"))
+    return Tokens(inp, out, _count(get("total_tokens")) or inp + out, cached, written, reasoning)
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int and value > 0 else 0  # not a bool, not negative
+
+
 CallRoute = Literal["responses", "chat.completions", "responses.compact", "responses.input_tokens"]
 
 
@@ -72,6 +104,7 @@ class Call:
     error: RespgateError | None = None  # set when the call failed before or instead of a Response
     cost: float | None = None  # USD, set by the spend package's hook
     extra: dict[str, Any] = field(default_factory=dict)
+    _tokens: tuple[dict[str, Any], Tokens] | None = field(default=None, repr=False)  # (the usage read, its counts)
 
     @property
     def model(self) -> str:
@@ -83,6 +116,17 @@ class Call:
     def usage(self) -> dict[str, Any] | None:
         usage = self.response.get("usage") if self.response is not None else None
         return usage if isinstance(usage, dict) else None
+
+    @property
+    def tokens(self) -> Tokens | None:
+        """The final Response's usage, read once for all the hooks; None without one."""
+        usage = self.usage
+        if usage is None:
+            return None
+        read = self._tokens
+        if read is None or read[0] is not usage:
+            read = self._tokens = (usage, tokens_of(usage))
+        return read[1]
 
     @property
     def status(self) -> str:

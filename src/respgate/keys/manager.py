@@ -333,11 +333,8 @@ class KeyManager:
             return
         now = self.clock()
         cost = call.cost or 0.0
-        usage = call.usage
-        tokens = 0
-        if usage is not None:
-            tokens = int(usage.get("input_tokens") or usage.get("prompt_tokens") or 0) + int(
-                usage.get("output_tokens") or usage.get("completion_tokens") or 0)
+        counts = call.tokens
+        tokens = counts.input + counts.output if counts is not None else 0
         minute = int(now // 60)
         shared = self.shared if self.shared is not None and self.shared.available else None
         for stale in charged:

@@ -26,7 +26,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..calls import Call
-from .payload import usage_of
 
 # LiteLLM's LATENCY_BUCKETS (seconds), so histograms line up with LiteLLM's dashboards.
 LATENCY_BUCKETS: Final = (
@@ -193,13 +192,13 @@ class Metrics:
             u = self._usage[ukey] = self._new_usage(ukey)
         pending = u.counters.pending
         pending[_REQUESTS] += 1
-        usage = usage_of(call)
-        if usage is not None:
-            pending[_INPUT] += usage["input_tokens"]
-            pending[_OUTPUT] += usage["output_tokens"]
-            pending[_TOTAL] += usage["total_tokens"]
-            pending[_CACHED] += usage["cached_tokens"]
-            pending[_REASONING] += usage["reasoning_tokens"]
+        tokens = call.tokens
+        if tokens is not None:
+            pending[_INPUT] += tokens.input
+            pending[_OUTPUT] += tokens.output
+            pending[_TOTAL] += tokens.total
+            pending[_CACHED] += tokens.cached
+            pending[_REASONING] += tokens.reasoning
         cost = call.cost
         if cost is not None and cost > 0:
             pending[_SPEND] += cost

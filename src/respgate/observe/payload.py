@@ -27,21 +27,11 @@ def times(call: Call, at: float | None = None) -> tuple[datetime.datetime, datet
 
 def usage_of(call: Call) -> dict[str, int] | None:
     """Responses or Chat Completions usage -> input/output/total/cached/reasoning token counts (ints >= 0)."""
-    usage = call.usage
-    if usage is None:
+    tokens = call.tokens
+    if tokens is None:
         return None
-    get = usage.get
-    inp = _int(get("input_tokens") if "input_tokens" in usage else get("prompt_tokens"))
-    out = _int(get("output_tokens") if "output_tokens" in usage else get("completion_tokens"))
-    in_details = get("input_tokens_details") or get("prompt_tokens_details")
-    out_details = get("output_tokens_details") or get("completion_tokens_details")
-    return {
-        "input_tokens": inp,
-        "output_tokens": out,
-        "total_tokens": _int(get("total_tokens")) or inp + out,
-        "cached_tokens": _int(in_details.get("cached_tokens")) if isinstance(in_details, dict) else 0,
-        "reasoning_tokens": _int(out_details.get("reasoning_tokens")) if isinstance(out_details, dict) else 0,
-    }
+    return {"input_tokens": tokens.input, "output_tokens": tokens.output, "total_tokens": tokens.total,
+            "cached_tokens": tokens.cached, "reasoning_tokens": tokens.reasoning}
 
 
 def is_failure(call: Call) -> bool:
@@ -145,7 +135,3 @@ def kwargs(call: Call, standard: dict[str, Any] | None) -> dict[str, Any]:
         if call.error is not None:
             out["exception"] = call.error
     return out
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -9,31 +9,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..calls import Tokens, tokens_of
 from .prices import TokenPrices, token_prices
 
 if TYPE_CHECKING:
     from ..deployments import Deployment
 
-__all__ = ["cost_of", "price_usage"]
+__all__ = ["cost_of", "price_tokens", "price_usage"]
 
 
-def cost_of(deployment: Deployment, usage: dict[str, Any], service_tier: str | None = None) -> float | None:
-    """USD for `usage` on `deployment`; None when no price is known for it."""
+def cost_of(deployment: Deployment, usage: dict[str, Any] | Tokens, service_tier: str | None = None) -> float | None:
+    """USD for `usage` (a Responses usage, or a call's `tokens`) on `deployment`; None when no price is
+    known for it."""
     prices = token_prices(deployment, service_tier)
-    return None if prices is None else price_usage(prices, usage)
+    if prices is None:
+        return None
+    return price_tokens(prices, usage if isinstance(usage, Tokens) else tokens_of(usage))
 
 
 def price_usage(prices: TokenPrices, usage: dict[str, Any]) -> float:
-    input_tokens = _count(usage.get("input_tokens"))
-    output_tokens = _count(usage.get("output_tokens"))
-    details = usage.get("input_tokens_details")
-    cached = written = 0
-    if isinstance(details, dict):
-        cached = _count(details.get("cached_tokens"))
-        written = _count(details.get("cache_write_tokens"))
-    details = usage.get("output_tokens_details")
-    reasoning = _count(details.get("reasoning_tokens")) if isinstance(details, dict) else 0
+    return price_tokens(prices, tokens_of(usage))
 
+
+def price_tokens(prices: TokenPrices, tokens: Tokens) -> float:
+    input_tokens, output_tokens, _, cached, written, reasoning = tokens
     p = prices.for_input(input_tokens) if prices.tiers else prices
     total = p.request
     plain_input = input_tokens
@@ -52,7 +51,3 @@ def price_usage(prices: TokenPrices, usage: dict[str, Any]) -> float:
     else:
         total += output_tokens * p.output
     return total
-
-
-def _count(value: Any) -> int:
-    return value if type(value) is int and value > 0 else 0

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ..calls import Call
+from ..calls import Call, Tokens
 
 COLUMNS: tuple[str, ...] = (
     "id", "request_id", "response_id", "api_key", "key_alias", "team_id", "user_id", "end_user",
@@ -33,6 +33,7 @@ _CALL_TYPES = {"responses": "aresponses", "chat.completions": "acompletion",
 # Row ids grow with time (appends, not random B-tree inserts) and are unique across instances.
 _INSTANCE = os.urandom(4).hex()
 _SEQUENCE = itertools.count()
+_NO_TOKENS = Tokens(0, 0, 0, 0, 0, 0)
 
 
 def new_row_id() -> str:
@@ -56,20 +57,10 @@ def end_user_of(body: Any) -> str | None:
     return None
 
 
-def row_of(call: Call, usage: dict[str, Any] | None, *, track_end_user: bool = True) -> Row:
+def row_of(call: Call, tokens: Tokens | None, *, track_end_user: bool = True) -> Row:
     principal = call.principal
     d = call.deployment
-    input_tokens = cached = written = output_tokens = reasoning = 0
-    if usage is not None:
-        input_tokens = _count(usage.get("input_tokens"))
-        output_tokens = _count(usage.get("output_tokens"))
-        details = usage.get("input_tokens_details")
-        if isinstance(details, dict):
-            cached = _count(details.get("cached_tokens"))
-            written = _count(details.get("cache_write_tokens"))
-        details = usage.get("output_tokens_details")
-        if isinstance(details, dict):
-            reasoning = _count(details.get("reasoning_tokens"))
+    input_tokens, output_tokens, _, cached, written, reasoning = tokens if tokens is not None else _NO_TOKENS
     ended = call.ended if call.ended is not None else time.perf_counter()
     latency = ended - call.started
     ttft = (call.first_event - call.started) * 1000.0 if call.first_event is not None else None
@@ -101,10 +92,6 @@ def _outcome(call: Call) -> tuple[str, str | None, str | None, str | None, int |
         code = err.get("code") if isinstance(err, dict) else None
         return "failure", status, "response_failed", code if isinstance(code, str) else None, 200
     return "success", status, None, None, 200
-
-
-def _count(value: Any) -> int:
-    return value if type(value) is int and value > 0 else 0
 
 
 # -- reading ----------------------------------------------------------------------------------------

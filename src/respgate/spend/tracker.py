@@ -63,17 +63,14 @@ class SpendTracker:
         if _LOGGED in extra:
             return
         extra[_LOGGED] = True
-        response = call.response
-        usage = response.get("usage") if response is not None else None
-        if not isinstance(usage, dict):
-            usage = None
-        if usage is not None and call.deployment is not None:
-            tier = response.get("service_tier") if response is not None else None
-            call.cost = cost_of(call.deployment, usage, tier if isinstance(tier, str) else None)
+        tokens = call.tokens
+        if tokens is not None and call.deployment is not None:
+            tier = call.response.get("service_tier") if call.response is not None else None
+            call.cost = cost_of(call.deployment, tokens, tier if isinstance(tier, str) else None)
         if not self.logs_enabled:
             return
         pending = self._pending
-        pending.append(row_of(call, usage, track_end_user=self.track_end_user))
+        pending.append(row_of(call, tokens, track_end_user=self.track_end_user))
         if len(pending) >= self.batch_size:
             self._wake.set()
             if len(pending) > _MAX_PENDING:  # no writer, or a database away for long: bounded memory

@@ -115,6 +115,19 @@ class _Usage:
         self.ttft = ttft
 
 
+class _Route:
+    __slots__ = ("deployment", "deployment_labels", "labels", "proxy", "usage", "usage_labels")
+
+    def __init__(self, labels: tuple[str, ...], proxy: _Series, deployment: _Series | None,
+                 deployment_labels: tuple[str, ...], usage_labels: tuple[str, ...]) -> None:
+        self.labels = labels  # the proxy series' labels
+        self.proxy = proxy
+        self.deployment = deployment
+        self.deployment_labels = deployment_labels
+        self.usage_labels = usage_labels
+        self.usage: _Usage | None = None  # made at the first call with a Response
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -152,44 +165,37 @@ class Metrics:
         self._usage: dict[tuple[str, ...], _Usage] = {}
         self._proxy: dict[tuple[str, ...], _Series] = {}
         self._deployments: dict[tuple[str, ...], _Series] = {}  # total, success
+        # (model, deployment id, key, alias, team, HTTP status, status) -> its series: one lookup per call
+        self._routes: dict[tuple[Any, ...], _Route] = {}
 
     def observe(self, call: Call) -> None:
         """Counts one finished call (post_call)."""
         p = call.principal
-        key = p.token[:KEY_PREFIX_CHARS]
-        alias = p.key_alias or ""
-        team = p.team_id or ""
-        requested = call.model
         d = call.deployment
         error = call.error
-        response = call.response
         status = call.status
-        proxy_key = (requested, d.id if d is not None else "", key, alias, team,
-                     str(error.status) if error is not None else "200", status)
-        series = self._proxy.get(proxy_key)
-        if series is None:
-            series = self._proxy[proxy_key] = _Series([self.proxy_requests.labels(*proxy_key)])
-        series.pending[0] += 1
+        requested = call.model
+        route_key = (requested, d.id if d is not None else "", p.token, p.key_alias, p.team_id,
+                     error.status if error is not None else 200, status)
+        route = self._routes.get(route_key)
+        if route is None:
+            route = self._routes[route_key] = self._new_route(call, status)
+        route.proxy.pending[0] += 1
         failed = error is not None or status == "failed"
         if failed:
-            self.proxy_failed.labels(requested, key, alias, team, *_exception(call)).inc()
-        if d is not None:
-            dkey = (requested, d.upstream_model, d.id, d.provider)
-            dep = self._deployments.get(dkey)
-            if dep is None:
-                dep = self._deployments[dkey] = _Series([self.deployment_total.labels(*dkey),
-                                                         self.deployment_success.labels(*dkey)])
+            self.proxy_failed.labels(requested, *route.labels[2:5], *_exception(call)).inc()
+        dep = route.deployment
+        if dep is not None:
             dep.pending[0] += 1
             if failed:
-                self.deployment_failure.labels(*dkey, *_exception(call)).inc()
+                self.deployment_failure.labels(*route.deployment_labels, *_exception(call)).inc()
             else:
                 dep.pending[1] += 1
-        if response is None:
+        if call.response is None:
             return
-        ukey = (requested, d.upstream_model if d is not None else "", key, alias, team)
-        u = self._usage.get(ukey)
+        u = route.usage
         if u is None:
-            u = self._usage[ukey] = self._new_usage(ukey)
+            u = route.usage = self._usage_of(route.usage_labels)
         pending = u.counters.pending
         pending[_REQUESTS] += 1
         tokens = call.tokens
@@ -206,6 +212,37 @@ class Metrics:
             u.latency.observe(call.ended - call.started)
         if call.stream and call.first_event is not None:
             u.ttft.observe(call.first_event - call.started)
+
+    def _new_route(self, call: Call, status: str) -> _Route:
+        """The series a combination of model, deployment, key and outcome counts into (shared with every
+        other combination that has the same labels)."""
+        p = call.principal
+        d = call.deployment
+        requested = call.model
+        key, alias, team = p.token[:KEY_PREFIX_CHARS], p.key_alias or "", p.team_id or ""
+        code = str(call.error.status) if call.error is not None else "200"
+        labels = (requested, d.id if d is not None else "", key, alias, team, code, status)
+        proxy = self._proxy.get(labels)
+        if proxy is None:
+            proxy = self._proxy[labels] = _Series([self.proxy_requests.labels(*labels)])
+        deployment: _Series | None = None
+        deployment_labels: tuple[str, ...] = ()
+        if d is not None:
+            deployment_labels = (requested, d.upstream_model, d.id, d.provider)
+            deployment = self._deployments.get(deployment_labels)
+            if deployment is None:
+                deployment = self._deployments[deployment_labels] = _Series(
+                    [self.deployment_total.labels(*deployment_labels),
+                     self.deployment_success.labels(*deployment_labels)])
+        usage_labels = (requested, d.upstream_model if d is not None else "", key, alias, team)
+        return _Route(labels, proxy, deployment, deployment_labels, usage_labels)
+
+    def _usage_of(self, labels: tuple[str, ...]) -> _Usage:
+        """A usage series, made when the first call with a Response has its labels."""
+        usage = self._usage.get(labels)
+        if usage is None:
+            usage = self._usage[labels] = self._new_usage(labels)
+        return usage
 
     def _new_usage(self, labels: tuple[str, ...]) -> _Usage:
         return _Usage(_Series([c.labels(*labels) for c in self._usage_counters]),

@@ -153,3 +153,23 @@ def test_proxy_sends_the_request_id_and_the_deployment(start_proxy: object) -> N
     assert bad.status_code == 400 and len(bad.headers["x-request-id"]) == 32
     other = httpx.get(server.url + "/v1/models", headers={**auth, "x-request-id": "req-abc-2"})
     assert other.headers["x-request-id"] == "req-abc-2"
+
+
+async def test_a_hook_with_a_plain_ended_is_called_without_a_coroutine_and_its_failure_is_contained(
+        caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[str] = []
+
+    class Plain:
+        async def post_call(self, call: Call) -> None:
+            seen.append("post_call")  # not used: `ended` is
+
+        def ended(self, call: Call) -> None:
+            seen.append("ended")
+            raise ValueError("broken")
+
+    recorder = Recorder()
+    hooks = Hooks([Plain(), recorder])
+    call = Call(ME, {"model": "echo", "input": "hi"})
+    await hooks.post_call(call)
+    assert seen == ["ended"] and recorder.post == [call]  # the next hook still ran
+    assert any("Plain failed: ValueError" in r.getMessage() for r in caplog.records)

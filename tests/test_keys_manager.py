@@ -34,6 +34,20 @@ async def test_an_unknown_key_is_refused_in_litellms_words() -> None:
     assert "sk-not-a-key-0000" not in refused.value.message and "sk-...0000" in refused.value.message
 
 
+async def test_a_deleted_key_is_refused_though_its_hash_was_remembered() -> None:
+    m = manager()
+    key = await new_key(m)
+    await m.verify(key)
+    await m.verify(key)  # the second time from the remembered hash
+    await admin(m).delete_keys({"keys": [key]})
+    with pytest.raises(AuthenticationError):
+        await m.verify(key)
+    for i in range(50):  # keys that do not exist are not remembered
+        with pytest.raises(AuthenticationError):
+            await m.verify(f"sk-not-a-key-{i:04d}")
+    assert list(m._hashed) == [key]
+
+
 async def test_an_expired_key_is_refused() -> None:
     clock = Clock()
     m = manager(clock=clock)

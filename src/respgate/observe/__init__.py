@@ -96,6 +96,10 @@ class Observability:
             self.dispatcher.put(Job("pre", call, cbs.pre))
 
     async def post_call(self, call: Call) -> None:
+        self.ended(call)
+
+    def ended(self, call: Call) -> None:
+        """post_call, without a coroutine (Hooks calls this one): count, end the span, queue callbacks."""
         if self.metrics is not None:
             try:
                 self.metrics.observe(call)

@@ -59,6 +59,10 @@ class SpendTracker:
         return None
 
     async def post_call(self, call: Call) -> None:
+        self.ended(call)
+
+    def ended(self, call: Call) -> None:
+        """post_call, without a coroutine (Hooks calls this one): price the call, queue its row."""
         extra = call.extra
         if _LOGGED in extra:
             return

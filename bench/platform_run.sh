@@ -31,31 +31,8 @@ curl -sf -o /dev/null --max-time 5 -X POST -d '{}' http://127.0.0.1:18080/v1/res
   || { echo "the canned upstream is not up: run bench/setup.sh first" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { load_cpu=0; gateway_cpu=0; }
 mkdir -p "$run_dir"
-
-write_config() {  # setup -- the config file for that set-up
-  local file="$run_dir/platform-$1.yaml"
-  {
-    cat <<YAML
-model_list:
-  - model_name: bench-native
-    litellm_params: {model: openai/gpt-4o, api_base: "http://127.0.0.1:18080/v1", api_key: sk-upstream}
-    model_info: {input_cost_per_token: 0.0000025, output_cost_per_token: 0.00001}
-  - model_name: bench-native-stream
-    litellm_params: {model: openai/gpt-4o, api_base: "http://127.0.0.1:18090/v1", api_key: sk-upstream}
-    model_info: {input_cost_per_token: 0.0000025, output_cost_per_token: 0.00001}
-general_settings:
-  master_key: $master
-  database_url: sqlite:///$run_dir/platform-bench.db
-YAML
-    case $1 in
-      master) echo "  disable_spend_logs: true" ;;
-      vkey+spend+prom | +redis) printf 'litellm_settings:\n  callbacks: [prometheus]\n' ;;
-    esac
-    [ "$1" = +redis ] && printf 'router_settings:\n  redis_host: 127.0.0.1\n  redis_port: 6379\n'
-    true
-  } >"$file"
-  echo "$file"
-}
+# shellcheck source=platform_configs.sh
+. "$here/platform_configs.sh"
 
 to_ms() {  # wrk latency ("812.00us", "1.20ms", "2.01s") -> milliseconds
   awk -v t="$1" 'BEGIN { v = t + 0; u = t; sub(/^[0-9.]+/, "", u)
@@ -91,7 +68,7 @@ median() {  # numbers... -- their median
   printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-setups="master master+spend vkey+spend+prom +redis"
+setups=$platform_setups
 ticks_per_s=$(getconf CLK_TCK)
 declare -A results  # "setup field" -> the round's values, space-separated
 for round in $(seq "$rounds"); do
@@ -105,13 +82,7 @@ for round in $(seq "$rounds"); do
       kill -0 "$gateway_pid" 2>/dev/null || { echo "respgate exited; see $run_dir/platform-$setup.log" >&2; exit 1; }
       sleep 0.25
     done
-    key=$master
-    case $setup in
-      vkey+spend+prom | +redis)
-        key=$(curl -sf -H "Authorization: Bearer $master" -H 'Content-Type: application/json' \
-                -d '{"models": ["bench-native", "bench-native-stream"], "rpm_limit": 10000000, "tpm_limit": 1000000000}' \
-                "$base/key/generate" | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])') ;;
-    esac
+    key=$(key_for "$setup" "$base")
     wrk_run "$key" bench-native 32 "$warmup" ""
     wrk_run "$key" bench-native 1 "$dur" ""
     results["$setup c1"]+=" $rps"; results["$setup c1p50"]+=" $p50"; results["$setup c1p99"]+=" $p99"

@@ -104,7 +104,8 @@ class Call:
     error: RespgateError | None = None  # set when the call failed before or instead of a Response
     cost: float | None = None  # USD, set by the spend package's hook
     extra: dict[str, Any] = field(default_factory=dict)
-    _tokens: tuple[dict[str, Any], Tokens] | None = field(default=None, repr=False)  # (the usage read, its counts)
+    # (the Response read, its counts): cost, spend, metrics and limits all ask
+    _tokens: tuple[dict[str, Any] | None, Tokens | None] | None = field(default=None, repr=False)
 
     @property
     def model(self) -> str:
@@ -120,12 +121,11 @@ class Call:
     @property
     def tokens(self) -> Tokens | None:
         """The final Response's usage, read once for all the hooks; None without one."""
-        usage = self.usage
-        if usage is None:
-            return None
+        response = self.response
         read = self._tokens
-        if read is None or read[0] is not usage:
-            read = self._tokens = (usage, tokens_of(usage))
+        if read is None or read[0] is not response:
+            usage = self.usage
+            read = self._tokens = (response, tokens_of(usage) if usage is not None else None)
         return read[1]
 
     @property

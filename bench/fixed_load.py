@@ -39,4 +39,5 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if len(args) not in (4, 5):
         sys.exit(__doc__)
-    sys.exit(asyncio.run(main(args[0], args[1], int(args[2]), int(args[3]), args[4] if len(args) == 5 else "bench-native")))
+    model = args[4] if len(args) == 5 else "bench-native"
+    sys.exit(asyncio.run(main(args[0], args[1], int(args[2]), int(args[3]), model)))

@@ -24,15 +24,8 @@ mkdir -p "$run_dir"
 # shellcheck source=platform_configs.sh
 . "$here/platform_configs.sh"
 
-gateway_pid=""
-stop_gateway() {
-  [ -n "$gateway_pid" ] || return 0
-  kill -TERM "$gateway_pid" 2>/dev/null || true
-  wait "$gateway_pid" 2>/dev/null || true
-  gateway_pid=""
-}
-trap stop_gateway EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=gateway.sh
+. "$here/gateway.sh"
 
 instructions() {  # callgrind output -- the total of its events (one event, Ir)
   awk '/^summary:/ { print $2 }' "$1"
@@ -47,10 +40,7 @@ for setup in ${*:-$platform_setups}; do
   (cd "$run_dir" && exec valgrind --tool=callgrind --callgrind-out-file="$out" "$python" "$respgate_bin" serve \
      --config "$config" --host 127.0.0.1 --port "$port" --workers 1) >"$run_dir/callgrind-$setup.log" 2>&1 &
   gateway_pid=$!
-  until curl -s -o /dev/null --max-time 5 -H "Authorization: Bearer $master" "$base/v1/models"; do
-    kill -0 "$gateway_pid" 2>/dev/null || { echo "respgate exited; see $run_dir/callgrind-$setup.log" >&2; exit 1; }
-    sleep 1
-  done
+  await_gateway "$run_dir/callgrind-$setup.log" "$master" 1
   key=$(key_for "$setup" "$base")
   "$python" "$here/fixed_load.py" "$base/v1/responses" "$key" "$warm" 32
   callgrind_control -z "$gateway_pid" >/dev/null 2>&1

@@ -50,15 +50,8 @@ wrk_run() {  # key model connections seconds extra_json -- sets rps p50 p99 bad
                            END { print n + 0 }')
 }
 
-gateway_pid=""
-stop_gateway() {
-  [ -n "$gateway_pid" ] || return 0
-  kill -TERM "$gateway_pid" 2>/dev/null || true
-  wait "$gateway_pid" 2>/dev/null || true
-  gateway_pid=""
-}
-trap stop_gateway EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=gateway.sh
+. "$here/gateway.sh"
 
 cpu_ticks() {  # pid -- user + system clock ticks of the process, all threads
   awk '{ print $14 + $15 }' "/proc/$1/stat"
@@ -78,10 +71,7 @@ for round in $(seq "$rounds"); do
     (cd "$run_dir" && exec taskset -c "$gateway_cpu" "$respgate_bin" serve --config "$config" --host 127.0.0.1 \
        --port "$port" --workers 1) >"$run_dir/platform-$setup.log" 2>&1 &
     gateway_pid=$!
-    until curl -s -o /dev/null --max-time 2 -H "Authorization: Bearer $master" "$base/v1/models"; do
-      kill -0 "$gateway_pid" 2>/dev/null || { echo "respgate exited; see $run_dir/platform-$setup.log" >&2; exit 1; }
-      sleep 0.25
-    done
+    await_gateway "$run_dir/platform-$setup.log" "$master" 0.25
     key=$(key_for "$setup" "$base")
     wrk_run "$key" bench-native 32 "$warmup" ""
     wrk_run "$key" bench-native 1 "$dur" ""

@@ -65,15 +65,8 @@ wrk_run() {  # model connections seconds extra_json -- sets rps p50 p99 bad
                            END { print n + 0 }')
 }
 
-gateway_pid=""
-stop_gateway() {
-  [ -n "$gateway_pid" ] || return 0
-  kill -TERM "$gateway_pid" 2>/dev/null || true
-  wait "$gateway_pid" 2>/dev/null || true
-  gateway_pid=""
-}
-trap stop_gateway EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=gateway.sh
+. "$here/gateway.sh"
 
 printf '%-14s %9s %9s %9s %9s %9s %9s %12s %6s\n' setup "c1 rps" "c1 p50" "c1 p99" "c32 rps" "c32 p50" "c32 p99" \
   "streams/s" errors
@@ -83,10 +76,7 @@ for setup in single single+router group3 group3+redis; do
   (cd "$run_dir" && exec taskset -c "$gateway_cpu" "$respgate_bin" serve --config "$config" --host 127.0.0.1 \
      --port "$port" --workers 1) >"$run_dir/router-$setup.log" 2>&1 &
   gateway_pid=$!
-  until curl -s -o /dev/null --max-time 2 -H "Authorization: Bearer $key" "$base/v1/models"; do
-    kill -0 "$gateway_pid" 2>/dev/null || { echo "respgate exited; see $run_dir/router-$setup.log" >&2; exit 1; }
-    sleep 0.25
-  done
+  await_gateway "$run_dir/router-$setup.log" "$key" 0.25
   wrk_run bench-one 32 "$warmup" ""
   wrk_run bench-one 1 "$dur" ""; c1="$rps $p50 $p99"; errors=$bad
   wrk_run bench-one 32 "$dur" ""; c32="$rps $p50 $p99"; errors=$((errors + bad))

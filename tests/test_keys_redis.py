@@ -44,6 +44,16 @@ async def pair() -> AsyncIterator[tuple[KeyManager, KeyManager]]:
     await client.aclose()
 
 
+async def admitted(m: KeyManager, key: str) -> bool:
+    """A call as `key` on `m` passes its limits (and is finished at once)."""
+    try:
+        c = await call(m, key)
+    except RateLimitError:
+        return False
+    await finish(m, c)
+    return True
+
+
 async def refused(m: KeyManager, key: str) -> bool:
     try:
         await finish(m, await call(m, key))
@@ -72,15 +82,7 @@ async def test_a_call_in_flight_on_one_instance_holds_the_slot_on_the_other(
         await call(two, key)
     await finish(one, held)  # the release reaches Redis from the background writer
 
-    async def admitted() -> bool:
-        try:
-            c = await call(two, key)
-        except RateLimitError:
-            return False
-        await finish(two, c)
-        return True
-
-    await eventually(admitted)
+    await eventually(lambda: admitted(two, key))
 
 
 async def test_budget_and_tpm_are_shared(pair: tuple[KeyManager, KeyManager]) -> None:
@@ -132,9 +134,9 @@ async def test_concurrent_admissions_share_round_trips_and_count_exactly(
 
     one.shared._admit = counted  # type: ignore[assignment]
     results = await asyncio.gather(*(call(m, key) for m in (one, two) for _ in range(20)), return_exceptions=True)
-    admitted = [r for r in results if not isinstance(r, BaseException)]
-    refused = [r for r in results if isinstance(r, RateLimitError)]
-    assert len(admitted) == 25 and len(refused) == 15  # judged one by one inside each batch
+    passed = [r for r in results if not isinstance(r, BaseException)]
+    turned_away = [r for r in results if isinstance(r, RateLimitError)]
+    assert len(passed) == 25 and len(turned_away) == 15  # judged one by one inside each batch
     assert scripts < 20  # the instance's 20 calls went in fewer scripts than calls
 
 
@@ -160,15 +162,7 @@ async def test_a_call_cancelled_while_its_admission_is_in_flight_gives_its_slot_
     with pytest.raises(asyncio.CancelledError):
         await pending
 
-    async def admitted() -> bool:
-        try:
-            c = await call(two, key)
-        except RateLimitError:
-            return False
-        await finish(two, c)
-        return True
-
-    await eventually(admitted, timeout=3.0)  # not after the 900 s a lost slot takes to expire
+    await eventually(lambda: admitted(two, key), timeout=3.0)  # not after the 900 s a lost slot takes to expire
 
 
 async def test_tokens_and_spend_written_in_sums_lose_nothing(pair: tuple[KeyManager, KeyManager]) -> None:
@@ -200,8 +194,8 @@ async def test_a_batch_of_calls_from_two_keys_of_one_team_holds_every_limit(
     second = await new_key(one, team_id=team["team_id"], rpm_limit=8)
     results = await asyncio.gather(*(call(m, k) for m in (one, two) for k in (first, second) for _ in range(6)),
                                    return_exceptions=True)
-    admitted = [r for r in results if not isinstance(r, BaseException)]
+    passed = [r for r in results if not isinstance(r, BaseException)]
     assert all(isinstance(r, RateLimitError) for r in results if isinstance(r, BaseException))
     tokens = [(await one.verify(k)).token for k in (first, second)]
-    by_key = [sum(1 for c in admitted if c.principal.token == token) for token in tokens]
-    assert len(admitted) == 10 and by_key == [4, 6]  # the team's 10 are shared, each key within its own
+    by_key = [sum(1 for c in passed if c.principal.token == token) for token in tokens]
+    assert len(passed) == 10 and by_key == [4, 6]  # the team's 10 are shared, each key within its own

@@ -149,8 +149,7 @@ class SharedLimits:
         self._down_until: float | None = None
         self._admit = client.register_script(_ADMIT)
         self._admissions: list[_Admission] = []
-        self._admitting = False  # a script is in flight; new calls wait for the next one
-        self._admitter: asyncio.Task[None] | None = None
+        self._admitter: asyncio.Task[None] | None = None  # while running, new calls wait for its next script
         self._pending = _Pending()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # nothing pending and nothing being written
@@ -205,21 +204,17 @@ class SharedLimits:
                    repr(e.spend)) for e in entities]
         future: asyncio.Future[Refusal | None] = asyncio.get_running_loop().create_future()
         self._admissions.append(_Admission(entities, keys, limits, repr(now), member, future))
-        if not self._admitting:
-            self._admitting = True
+        if self._admitter is None or self._admitter.done():
             self._admitter = asyncio.get_running_loop().create_task(self._admit_waiting())
         return await future
 
     async def _admit_waiting(self) -> None:
         """Send the waiting calls' admissions, a script at a time, until none wait."""
-        try:
-            while self._admissions:
-                batch = [call for call in self._admissions[:_ADMIT_BATCH] if not call.future.cancelled()]
-                del self._admissions[:_ADMIT_BATCH]
-                if batch:
-                    await self._admit_batch(batch)
-        finally:
-            self._admitting = False
+        while self._admissions:
+            batch = [call for call in self._admissions[:_ADMIT_BATCH] if not call.future.cancelled()]
+            del self._admissions[:_ADMIT_BATCH]
+            if batch:
+                await self._admit_batch(batch)
 
     async def _admit_batch(self, batch: list[_Admission]) -> None:
         index: dict[tuple[str, str, str, str], str] = {}  # an entity's keys -> its index in the script

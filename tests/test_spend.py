@@ -119,6 +119,22 @@ async def test_post_call_prices_the_call_and_logs_one_row(tracker: SpendTracker)
         "success", "completed", "responses", "aresponses", 1)
 
 
+async def test_absent_values_are_stored_as_null(tracker: SpendTracker) -> None:
+    """The master key's call, no alias/team/user, no end user, no stream, no Response: NULL in every
+    backend (SQLite's rows carry its NaN for them), and reports group them under None."""
+    call = make_call(Principal("owner-m", is_admin=True))
+    call.response = None
+    await tracker.post_call(call)
+    [row] = await all_rows(tracker)
+    assert {c: row[c] for c in ("api_key", "key_alias", "team_id", "user_id", "end_user", "ttft_ms",
+                                "response_status", "error_type", "error_code")} == dict.fromkeys(
+        ("api_key", "key_alias", "team_id", "user_id", "end_user", "ttft_ms", "response_status", "error_type",
+         "error_code"))
+    assert (row["status"], row["http_status"], row["input_tokens"]) == ("success", 200, 0)
+    [group] = await tracker.report(SpendFilter(), ["team_id"])
+    assert group["team_id"] is None and group["requests"] == 1
+
+
 async def test_rows_equal_calls_under_concurrency(tracker: SpendTracker) -> None:
     """Calls end while the writer is writing; every row lands exactly once."""
     calls = [make_call(ALICE if i % 2 else BOB) for i in range(1000)]
@@ -328,7 +344,7 @@ async def test_sqlite_rows_written_in_groups_read_back_whole(tmp_path: Path) -> 
     await log.open()
     try:
         calls = [make_call(ALICE if i % 3 else BOB) for i in range(103)]  # chunks 50+50+3: groups and singles
-        rows = [row_of(c, c.tokens) for c in calls]
+        rows = [row_of(c, c.tokens, null=log.null) for c in calls]
         await log.write(rows)
         await log.write(rows[:40])  # a retried batch: ignored by id
         stored = await log.logs(SpendFilter(), 1000)
@@ -337,7 +353,7 @@ async def test_sqlite_rows_written_in_groups_read_back_whole(tmp_path: Path) -> 
     assert len(stored) == len(rows)
     by_id = {r["id"]: r for r in stored}
     for row in rows:
-        assert tuple(by_id[row[0]][c] for c in COLUMNS) == row
+        assert tuple(by_id[row[0]][c] for c in COLUMNS) == tuple(None if v is log.null else v for v in row)
 
 
 async def test_sqlite_writes_wait_for_another_writer(tmp_path: Path) -> None:

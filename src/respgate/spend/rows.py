@@ -1,7 +1,8 @@
 """One spend-log row per call: what it holds, how a `Call` becomes one, and how one reads in LiteLLM's shape.
 
 A row is a plain tuple in `COLUMNS` order (cheap to make on the request path, written as is by every
-backend). `api_key` is the key's hash (`Principal.token`), never the key.
+backend). `api_key` is the key's hash (`Principal.token`), never the key. An absent value is the
+backend's `null` (None, or NaN for SQLite: see backends.py), so a row needs no second pass to be written.
 """
 
 from __future__ import annotations
@@ -57,19 +58,21 @@ def end_user_of(body: Any) -> str | None:
     return None
 
 
-def row_of(call: Call, tokens: Tokens | None, *, track_end_user: bool = True) -> Row:
+def row_of(call: Call, tokens: Tokens | None, *, track_end_user: bool = True, null: Any = None) -> Row:
+    """The call's row; `null` stands for each absent value (empty strings are absent too)."""
     principal = call.principal
     d = call.deployment
     input_tokens, output_tokens, _, cached, written, reasoning = tokens if tokens is not None else _NO_TOKENS
     ended = call.ended if call.ended is not None else time.perf_counter()
     latency = ended - call.started
-    ttft = (call.first_event - call.started) * 1000.0 if call.first_event is not None else None
-    status, response_status, error_type, error_code, http_status = _outcome(call)
+    ttft = (call.first_event - call.started) * 1000.0 if call.first_event is not None else null
+    status, response_status, error_type, error_code, http_status = _outcome(call, null)
     return (
-        new_row_id(), call.request_id, call.response_id or None, principal.token or None, principal.key_alias,
-        principal.team_id, principal.user_id, end_user_of(call.body) if track_end_user else None,
-        call.model, d.id if d is not None else None, d.provider if d is not None else None,
-        d.upstream_model if d is not None else None,
+        new_row_id(), call.request_id, call.response_id or null, principal.token or null,
+        principal.key_alias or null, principal.team_id or null, principal.user_id or null,
+        (end_user_of(call.body) or null) if track_end_user else null,
+        call.model, d.id if d is not None else null, d.provider if d is not None else null,
+        d.upstream_model if d is not None else null,
         input_tokens, cached, written, output_tokens, reasoning, input_tokens + output_tokens,
         call.cost or 0.0, call.started_at, call.started_at + latency, latency * 1000.0, ttft,
         status, response_status, error_type, error_code, http_status, call.route,
@@ -77,21 +80,22 @@ def row_of(call: Call, tokens: Tokens | None, *, track_end_user: bool = True) ->
     )
 
 
-def _outcome(call: Call) -> tuple[str, str | None, str | None, str | None, int | None]:
-    """(success|failure, the Response's status, error type, error code, HTTP status)."""
+def _outcome(call: Call, null: Any) -> tuple[str, Any, Any, Any, Any]:
+    """(success|failure, the Response's status, error type, error code, HTTP status); `null` where absent."""
     error = call.error
     if error is not None:
-        return "failure", None, error.type, error.code, error.status
+        return "failure", null, error.type or null, error.code or null, error.status
     response = call.response
     if response is None:
-        return "success", None, None, None, 200
+        return "success", null, null, null, 200
     status = response.get("status")
-    status = status if isinstance(status, str) else None
+    if not isinstance(status, str) or not status:
+        return "success", null, null, null, 200
     if status == "failed":
         err = response.get("error")
         code = err.get("code") if isinstance(err, dict) else None
-        return "failure", status, "response_failed", code if isinstance(code, str) else None, 200
-    return "success", status, None, None, 200
+        return "failure", status, "response_failed", code if isinstance(code, str) and code else null, 200
+    return "success", status, null, null, 200
 
 
 # -- reading ----------------------------------------------------------------------------------------

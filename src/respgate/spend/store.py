@@ -57,6 +57,9 @@ class SpendFilter:
 
 
 class SpendLog(Protocol):
+    # What stands for an absent value in the rows this backend is given (rows.row_of's `null`).
+    null: Any
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

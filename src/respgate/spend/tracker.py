@@ -38,6 +38,7 @@ class SpendTracker:
                  flush_interval: float = 0.5, batch_size: int = 500, retention: float | None = None,
                  retention_interval: float = 86_400.0) -> None:
         self.backend = spend_log
+        self._null = spend_log.null
         self.logs_enabled = logs_enabled
         self.track_end_user = track_end_user
         self.flush_interval = flush_interval
@@ -74,7 +75,7 @@ class SpendTracker:
         if not self.logs_enabled:
             return
         pending = self._pending
-        pending.append(row_of(call, tokens, track_end_user=self.track_end_user))
+        pending.append(row_of(call, tokens, track_end_user=self.track_end_user, null=self._null))
         if len(pending) >= self.batch_size:
             self._wake.set()
             if len(pending) > _MAX_PENDING:  # no writer, or a database away for long: bounded memory

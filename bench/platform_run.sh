@@ -13,7 +13,7 @@
 # the last column is the c=32 rps as a share of `master`'s (the target: at least 90%). The set-ups run in
 # turn ROUNDS times (a machine's drift hits them all alike); each figure is the median over the rounds.
 # Usage: platform_run.sh   Env: DUR (default 5), WARMUP (default 2), ROUNDS (default 3), RESPGATE_VENV,
-#                               BENCH_DIR, PORT (4200)
+#                               BENCH_DIR, PORT (4200), SETUPS (default: all of platform_configs.sh's)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dur=${DUR:-5}
@@ -61,7 +61,7 @@ median() {  # numbers... -- their median
   printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-setups=$platform_setups
+setups=${SETUPS:-$platform_setups}
 ticks_per_s=$(getconf CLK_TCK)
 declare -A results  # "setup field" -> the round's values, space-separated
 for round in $(seq "$rounds"); do

@@ -271,10 +271,11 @@ class KeyManager:
         if not checked:
             return
         for e in checked:
-            self.ledger.roll(e, now)
+            if e.period is not None:
+                self.ledger.roll(e, now)
             if e.max_budget is not None and e.spend >= e.max_budget:
                 raise budget_error(e, e.spend)
-        minute = int(now // 60)
+        minute = int(now) // 60
         if self.shared is not None and self.shared.available:
             try:  # the shared spend and counters decide (this instance's view is only part of them)
                 refusal = await self.shared.admit(checked, minute, now, call.request_id)
@@ -290,8 +291,9 @@ class KeyManager:
         self._admit_local(checked, minute, now, call)
 
     def _admit_local(self, checked: tuple[Entity, ...], minute: int, now: float, call: Call) -> None:
-        limited = [e for e in checked if e.limited]
-        for e in limited:
+        for e in checked:  # every limit is checked before any is counted: a refusal takes nothing
+            if not e.limited:
+                continue
             w = e.window
             if w.minute != minute:
                 w.minute, w.requests, w.tokens = minute, 0, 0
@@ -301,14 +303,15 @@ class KeyManager:
                 raise limit_error(e, "tpm", w.tokens, now)
             if e.max_parallel is not None and w.active >= e.max_parallel:
                 raise limit_error(e, "parallel", w.active, now)
-        held = []
-        for e in limited:
-            e.window.requests += 1
-            if e.max_parallel is not None:
-                e.window.active += 1
-                held.append(e)
+        held: tuple[Entity, ...] = ()
+        for e in checked:
+            if e.limited:
+                e.window.requests += 1
+                if e.max_parallel is not None:
+                    e.window.active += 1
+                    held = (*held, e)
         if held:
-            call.extra[_TAKEN] = ("local", tuple(held), minute)
+            call.extra[_TAKEN] = ("local", held, minute)
 
     def _check_model(self, grant: Grant, model: str) -> None:
         allowed = grant.models_ok.get(model)
@@ -347,7 +350,7 @@ class KeyManager:
         cost = call.cost or 0.0
         counts = call.tokens
         tokens = counts.input + counts.output if counts is not None else 0
-        minute = int(now // 60)
+        minute = int(now) // 60
         shared = self.shared if self.shared is not None and self.shared.available else None
         for stale in charged:
             e = self._entities.get((stale.kind, stale.id), stale)
@@ -360,7 +363,8 @@ class KeyManager:
                         w.minute, w.requests, w.tokens = minute, 0, 0
                     w.tokens += tokens
             if cost:
-                self.ledger.roll(e, now)
+                if e.period is not None:
+                    self.ledger.roll(e, now)
                 if shared is not None:
                     left = e.budget_reset_at - now + 3600 if e.budget_reset_at is not None else None
                     shared.add_spend(e, e.spend, cost, left)

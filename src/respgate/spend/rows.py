@@ -31,14 +31,15 @@ Row = tuple[Any, ...]
 _CALL_TYPES = {"responses": "aresponses", "chat.completions": "acompletion",
                "responses.compact": "acompact_responses", "responses.input_tokens": "ainput_tokens"}
 
-# Row ids grow with time (appends, not random B-tree inserts) and are unique across instances.
-_INSTANCE = os.urandom(4).hex()
+# Row ids are unique across instances and grow (B-tree appends, not inserts at random pages): this
+# process's start time and a random instance tag, then its own count, fixed width so they sort.
+_ID_PREFIX = f"{time.time_ns():016x}{os.urandom(4).hex()}"
 _SEQUENCE = itertools.count()
 _NO_TOKENS = Tokens(0, 0, 0, 0, 0, 0)
 
 
 def new_row_id() -> str:
-    return f"{time.time_ns():016x}{_INSTANCE}{next(_SEQUENCE) & 0xFFFFFF:06x}"
+    return "%s%010x" % (_ID_PREFIX, next(_SEQUENCE))  # noqa: UP031 (a third of an f-string's time here)
 
 
 def end_user_of(body: Any) -> str | None:

@@ -90,6 +90,31 @@ def test_a_call_counts_requests_tokens_spend_latency_under_litellm_names() -> No
     assert total(found, "litellm_deployment_failure_responses_total", exception_class="RateLimitError") == 1
 
 
+def test_every_call_is_counted_across_folds_and_scrapes() -> None:
+    """A route adds up its calls every few hundred and at each scrape: counts, sums and buckets are
+    exact however the calls fall between the two."""
+    m = Metrics()
+    usage = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
+    for i in range(1, 701):
+        call = call_with(usage, stream=i % 2 == 0)
+        call.ended = call.started + (0.01 if i % 7 else 2.2)  # 100 calls in the le=2.5 bucket, not le=2.0
+        m.observe(call)
+        if i in (300, 301, 650):
+            scraped = samples(m.render()[0].decode())
+            assert total(scraped, "litellm_proxy_total_requests_metric_total") == i
+            assert total(scraped, "litellm_input_tokens_metric_total") == 3 * i
+    found = samples(m.render()[0].decode())
+    assert total(found, "litellm_requests_metric_total") == 700
+    assert total(found, "litellm_total_tokens_metric_total") == 3500
+    assert total(found, "litellm_spend_metric_total") == pytest.approx(7.0)
+    assert total(found, "litellm_request_total_latency_metric_count") == 700
+    assert total(found, "litellm_request_total_latency_metric_sum") == pytest.approx(600 * 0.01 + 100 * 2.2)
+    assert total(found, "litellm_request_total_latency_metric_bucket", le="2.0") == 600
+    assert total(found, "litellm_request_total_latency_metric_bucket", le="2.5") == 700
+    assert total(found, "litellm_llm_api_time_to_first_token_metric_count") == 350
+    assert total(found, "litellm_deployment_success_responses_total") == 700
+
+
 def test_labels_are_bounded_and_registries_are_separate() -> None:
     a, b = Metrics(), Metrics()
     for _ in range(50):

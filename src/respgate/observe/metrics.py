@@ -5,11 +5,13 @@ LiteLLM keep working); respgate adds `respgate_*` for what LiteLLM does not coun
 tokens). Labels are bounded: model groups, deployments, key alias and the first 12 characters of the
 key's hash, team, status — never request ids, users' free text or end users.
 
-Counting is on the request path (post_call), so a call only adds to plain floats kept per label set
-(one dict lookup per family of metrics, no locks, no library calls); `flush()` moves the sums into
-prometheus_client's values, at each scrape (`render`) and, with several worker processes, every
-second (observe/__init__.py), since each worker's values must reach the shared files. Everything runs
-on the event loop's thread, so nothing is lost between adding and flushing.
+Counting is on the request path (post_call), so a call does as little as it can there: one dict
+lookup finds its label sets (a `_Route`), and its figures (tokens, cost, latency, time to first token)
+are appended to that route's list as one tuple. Every `_FOLD_AT` calls, and before any flush, a route
+adds its list up column by column (`sum` over `zip`, in C) into plain per-series sums; `flush()` moves
+those into prometheus_client's values, at each scrape (`render`) and, with several worker processes,
+every second (observe/__init__.py), since each worker's values must reach the shared files. Everything
+runs on the event loop's thread, so nothing is lost between adding and flushing.
 
 Several worker processes: set PROMETHEUS_MULTIPROC_DIR (as for LiteLLM) before start; each process
 then writes its values to that directory and `/metrics` serves their sum.
@@ -19,13 +21,15 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Callable
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..calls import Call
+from ..calls import Call, Tokens
 
 # LiteLLM's LATENCY_BUCKETS (seconds), so histograms line up with LiteLLM's dashboards.
 LATENCY_BUCKETS: Final = (
@@ -45,6 +49,10 @@ _EXCEPTION_LABELS = ("exception_status", "exception_class")
 Inc = Callable[[float], None]
 # positions in a usage series
 _REQUESTS, _SPEND, _INPUT, _OUTPUT, _TOTAL, _CACHED, _REASONING = range(7)
+_FOLD_AT: Final = 256  # calls a route keeps before adding them up
+_bucket_of = partial(bisect_left, LATENCY_BUCKETS)
+# One ended call's figures: tokens, cost, seconds to its end, seconds to its first stream event.
+Ended = tuple[Tokens | None, float | None, float | None, float | None]
 
 
 def _inc(child: Any) -> Inc:
@@ -85,14 +93,16 @@ class _Histogram:
         except AttributeError:  # a prometheus_client without these internals: its public observe, at once
             self._buckets = self._sum = None
 
-    def observe(self, amount: float) -> None:
-        if not amount >= 0:  # NaN or negative: not a duration
-            return
+    def observe_many(self, amounts: Iterable[float | None]) -> None:
+        durations = [a for a in amounts if a is not None and a >= 0]  # not NaN, not negative
         if self._buckets is None:
-            self._child.observe(amount)
+            for a in durations:
+                self._child.observe(a)
             return
-        self.counts[bisect_left(LATENCY_BUCKETS, amount)] += 1
-        self.total += amount
+        counts = self.counts
+        for i, n in Tally(map(_bucket_of, durations)).items():
+            counts[i] += n
+        self.total += sum(durations)
 
     def flush(self) -> None:
         counts = self.counts
@@ -116,16 +126,50 @@ class _Usage:
 
 
 class _Route:
-    __slots__ = ("deployment", "deployment_labels", "labels", "proxy", "usage", "usage_labels")
+    """The series one combination of model, deployment, key and outcome counts into, and its calls not
+    yet added up. Whether its calls failed, and whether they have a Response, is part of the combination
+    (the HTTP status and the Response's status are labels), so it is the route's, not each call's."""
+
+    __slots__ = ("deployment", "deployment_labels", "ended", "failed", "labels", "proxy", "usage")
 
     def __init__(self, labels: tuple[str, ...], proxy: _Series, deployment: _Series | None,
-                 deployment_labels: tuple[str, ...], usage_labels: tuple[str, ...]) -> None:
+                 deployment_labels: tuple[str, ...], usage: _Usage | None, failed: bool) -> None:
         self.labels = labels  # the proxy series' labels
         self.proxy = proxy
         self.deployment = deployment
         self.deployment_labels = deployment_labels
-        self.usage_labels = usage_labels
-        self.usage: _Usage | None = None  # made at the first call with a Response
+        self.usage = usage  # None: its calls have no Response
+        self.failed = failed
+        self.ended: list[Ended] = []
+
+    def fold(self) -> None:
+        """Adds up the calls kept so far."""
+        ended, self.ended = self.ended, []
+        n = len(ended)
+        if not n:
+            return
+        self.proxy.pending[0] += n
+        if self.deployment is not None:
+            self.deployment.pending[0] += n
+            if not self.failed:
+                self.deployment.pending[1] += n
+        u = self.usage
+        if u is None:
+            return
+        tokens, costs, latencies, ttfts = zip(*ended, strict=True)
+        pending = u.counters.pending
+        pending[_REQUESTS] += n
+        counted = [t for t in tokens if t is not None]
+        if counted:
+            inp, out, total, cached, _, reasoning = map(sum, zip(*counted, strict=True))
+            pending[_INPUT] += inp
+            pending[_OUTPUT] += out
+            pending[_TOTAL] += total
+            pending[_CACHED] += cached
+            pending[_REASONING] += reasoning
+        pending[_SPEND] += sum(c for c in costs if c is not None and c > 0)
+        u.latency.observe_many(latencies)
+        u.ttft.observe_many(ttfts)
 
 
 class Metrics:
@@ -173,45 +217,24 @@ class Metrics:
         p = call.principal
         d = call.deployment
         error = call.error
-        status = call.status
-        requested = call.model
-        route_key = (requested, d.id if d is not None else "", p.token, p.key_alias, p.team_id,
-                     error.status if error is not None else 200, status)
+        route_key = (call.model, d.id if d is not None else "", p.token, p.key_alias, p.team_id,
+                     error.status if error is not None else 200, call.status)
         route = self._routes.get(route_key)
         if route is None:
-            route = self._routes[route_key] = self._new_route(call, status)
-        route.proxy.pending[0] += 1
-        failed = error is not None or status == "failed"
-        if failed:
-            self.proxy_failed.labels(requested, *route.labels[2:5], *_exception(call)).inc()
-        dep = route.deployment
-        if dep is not None:
-            dep.pending[0] += 1
-            if failed:
-                self.deployment_failure.labels(*route.deployment_labels, *_exception(call)).inc()
-            else:
-                dep.pending[1] += 1
-        if call.response is None:
-            return
-        u = route.usage
-        if u is None:
-            u = route.usage = self._usage_of(route.usage_labels)
-        pending = u.counters.pending
-        pending[_REQUESTS] += 1
-        tokens = call.tokens
-        if tokens is not None:
-            pending[_INPUT] += tokens.input
-            pending[_OUTPUT] += tokens.output
-            pending[_TOTAL] += tokens.total
-            pending[_CACHED] += tokens.cached
-            pending[_REASONING] += tokens.reasoning
-        cost = call.cost
-        if cost is not None and cost > 0:
-            pending[_SPEND] += cost
-        if call.ended is not None:
-            u.latency.observe(call.ended - call.started)
-        if call.stream and call.first_event is not None:
-            u.ttft.observe(call.first_event - call.started)
+            route = self._routes[route_key] = self._new_route(call, route_key[-1])
+        if route.failed:
+            self._count_failure(call, route)
+        ended, first = call.ended, call.first_event
+        route.ended.append((call.tokens, call.cost, ended - call.started if ended is not None else None,
+                            first - call.started if first is not None and call.stream else None))
+        if len(route.ended) >= _FOLD_AT:
+            route.fold()
+
+    def _count_failure(self, call: Call, route: _Route) -> None:
+        exception = _exception(call)
+        self.proxy_failed.labels(call.model, *route.labels[2:5], *exception).inc()
+        if route.deployment is not None:
+            self.deployment_failure.labels(*route.deployment_labels, *exception).inc()
 
     def _new_route(self, call: Call, status: str) -> _Route:
         """The series a combination of model, deployment, key and outcome counts into (shared with every
@@ -234,8 +257,11 @@ class Metrics:
                 deployment = self._deployments[deployment_labels] = _Series(
                     [self.deployment_total.labels(*deployment_labels),
                      self.deployment_success.labels(*deployment_labels)])
-        usage_labels = (requested, d.upstream_model if d is not None else "", key, alias, team)
-        return _Route(labels, proxy, deployment, deployment_labels, usage_labels)
+        usage = None
+        if call.response is not None:  # status "error": no Response, no usage series
+            usage = self._usage_of((requested, d.upstream_model if d is not None else "", key, alias, team))
+        return _Route(labels, proxy, deployment, deployment_labels, usage,
+                      failed=call.error is not None or status == "failed")
 
     def _usage_of(self, labels: tuple[str, ...]) -> _Usage:
         """A usage series, made when the first call with a Response has its labels."""
@@ -250,6 +276,8 @@ class Metrics:
 
     def flush(self) -> None:
         """Moves what calls added into prometheus_client's values."""
+        for route in self._routes.values():
+            route.fold()
         for series in self._proxy.values():
             series.flush()
         for series in self._deployments.values():

@@ -64,7 +64,7 @@ class Grant:
 
 def end_user_of(body: Any) -> str | None:
     """The end user (LiteLLM's customer) a request names: `user`, else `safety_identifier`."""
-    if isinstance(body, dict):
+    if isinstance(body, dict) and ("user" in body or "safety_identifier" in body):
         for name in ("user", "safety_identifier"):
             value = body.get(name)
             if isinstance(value, str) and value:

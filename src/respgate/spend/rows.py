@@ -45,7 +45,8 @@ def new_row_id() -> str:
 def end_user_of(body: Any) -> str | None:
     """The end user a request is for, as LiteLLM reads it: `user`, else `safety_identifier` (its
     Responses successor), else `metadata.user_id` / `metadata.end_user_id`."""
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) or ("user" not in body and "safety_identifier" not in body
+                                      and "metadata" not in body):
         return None
     for value in (body.get("user"), body.get("safety_identifier")):
         if isinstance(value, str) and value:
@@ -63,21 +64,21 @@ def row_of(call: Call, tokens: Tokens | None, *, track_end_user: bool = True, nu
     """The call's row; `null` stands for each absent value (empty strings are absent too)."""
     principal = call.principal
     d = call.deployment
+    deployment_id, provider, model = (d.id, d.provider, d.upstream_model) if d is not None else (null, null, null)
     input_tokens, output_tokens, _, cached, written, reasoning = tokens if tokens is not None else _NO_TOKENS
-    ended = call.ended if call.ended is not None else time.perf_counter()
-    latency = ended - call.started
-    ttft = (call.first_event - call.started) * 1000.0 if call.first_event is not None else null
+    started, ended, first = call.started, call.ended, call.first_event
+    latency = (ended if ended is not None else time.perf_counter()) - started
+    started_at, route = call.started_at, call.route
     status, response_status, error_type, error_code, http_status = _outcome(call, null)
     return (
         new_row_id(), call.request_id, call.response_id or null, principal.token or null,
         principal.key_alias or null, principal.team_id or null, principal.user_id or null,
-        (end_user_of(call.body) or null) if track_end_user else null,
-        call.model, d.id if d is not None else null, d.provider if d is not None else null,
-        d.upstream_model if d is not None else null,
+        (end_user_of(call.body) or null) if track_end_user else null, call.model, deployment_id, provider, model,
         input_tokens, cached, written, output_tokens, reasoning, input_tokens + output_tokens,
-        call.cost or 0.0, call.started_at, call.started_at + latency, latency * 1000.0, ttft,
-        status, response_status, error_type, error_code, http_status, call.route,
-        _CALL_TYPES.get(call.route, call.route), int(call.stream),
+        call.cost or 0.0, started_at, started_at + latency, latency * 1000.0,
+        (first - started) * 1000.0 if first is not None else null,
+        status, response_status, error_type, error_code, http_status, route, _CALL_TYPES.get(route, route),
+        int(call.stream),
     )
 
 
@@ -87,12 +88,12 @@ def _outcome(call: Call, null: Any) -> tuple[str, Any, Any, Any, Any]:
     if error is not None:
         return "failure", null, error.type or null, error.code or null, error.status
     response = call.response
-    if response is None:
-        return "success", null, null, null, 200
-    status = response.get("status")
+    status = response.get("status") if response is not None else None
+    if status == "completed":
+        return "success", status, null, null, 200
     if not isinstance(status, str) or not status:
         return "success", null, null, null, 200
-    if status == "failed":
+    if status == "failed" and response is not None:
         err = response.get("error")
         code = err.get("code") if isinstance(err, dict) else None
         return "failure", status, "response_failed", code if isinstance(code, str) and code else null, 200

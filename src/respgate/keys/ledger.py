@@ -32,7 +32,7 @@ class Ledger:
 
     def add(self, e: Entity, amount: float) -> None:
         e.spend += amount
-        ident = (e.kind, e.id, e.marker)
+        ident = (e.kind, e.id, e.budget_reset_at or 0.0)  # e.marker, without the property's call
         self._pending[ident] = self._pending.get(ident, 0.0) + amount
 
     def roll(self, e: Entity, now: float) -> None:

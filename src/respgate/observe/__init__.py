@@ -44,6 +44,8 @@ class Observability:
         self._resolver = resolver
         self._sdk = sdk
         self._config_set = CallbackSet(plan.handlers)
+        # No callbacks now or later: the proxy's config has none (only the SDK's lists can change).
+        self._no_callbacks = not sdk and not self._config_set
         self.metrics: Metrics | None = Metrics() if plan.metrics else None
         self.tracing: Tracing | None = self._new_tracing() if plan.tracing else None
         self.dispatcher = Dispatcher()
@@ -110,8 +112,8 @@ class Observability:
                 self.tracing.end(call)
             except Exception as e:
                 log.error("tracing failed at post_call: %s", type(e).__name__, exc_info=e)
-        if not self._sdk and not self._config_set:
-            return  # no callbacks (the proxy's config has none, and only the SDK's can appear later)
+        if self._no_callbacks:
+            return
         cbs = self.callbacks()
         failed = is_failure(call)
         handlers = cbs.failure if failed else cbs.success

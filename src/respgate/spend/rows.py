@@ -32,14 +32,15 @@ _CALL_TYPES = {"responses": "aresponses", "chat.completions": "acompletion",
                "responses.compact": "acompact_responses", "responses.input_tokens": "ainput_tokens"}
 
 # Row ids are unique across instances and grow (B-tree appends, not inserts at random pages): this
-# process's start time and a random instance tag, then its own count, fixed width so they sort.
+# process's start time and a random instance tag, then its own count, in decimal from 10**12 so that it
+# keeps 13 digits (and sorts) without a format spec: str() of an int is the cheapest text there is.
 _ID_PREFIX = f"{time.time_ns():016x}{os.urandom(4).hex()}"
-_SEQUENCE = itertools.count()
+_SEQUENCE = itertools.count(10**12)
 _NO_TOKENS = Tokens(0, 0, 0, 0, 0, 0)
 
 
 def new_row_id() -> str:
-    return "%s%010x" % (_ID_PREFIX, next(_SEQUENCE))  # noqa: UP031 (a third of an f-string's time here)
+    return _ID_PREFIX + str(next(_SEQUENCE))
 
 
 def end_user_of(body: Any) -> str | None:
